@@ -1,0 +1,107 @@
+"""Settings: defaults in code, an optional YAML file, then ``CURATOR_*`` environment overrides.
+
+No settings object is built at import time; callers create one with :func:`load_settings` and pass
+it down (the CLI and ``api.create_app`` do this).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of curator.
+
+    Every field can be overridden by an environment variable ``CURATOR_<FIELD>`` (for example
+    ``CURATOR_HOME=/data/curator`` or ``CURATOR_SAMPLE_FPS=5``).
+
+    Attributes:
+        home: Root folder for the SQLite database and blob files (frames, masks, indexes).
+        database_url: Any SQLAlchemy URL; empty means SQLite at ``<home>/curator.db`` in WAL mode.
+        backbone: Embedding backbone name (see ``curator.embed.list_backbones()``) or ``auto``.
+        backbone_checkpoint: Local weights file for the backbone; empty means the model hub.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        embed_batch_size: Frames per inference batch.
+        sample_fps: Target sampling rate of candidate frames; 0 keeps every ``sample_stride``-th frame.
+        sample_stride: Keep every n-th decoded frame (applied before ``sample_fps``).
+        max_side: Stored frames are resized so that their longer side is at most this; 0 keeps size.
+        jpeg_quality: Quality of stored JPEG frames.
+        shot_threshold: PySceneDetect ContentDetector threshold (lower finds more cuts).
+        shot_min_len: Minimum shot length in decoded frames.
+        ivf_threshold: Vector count from which the FAISS index switches from exact to IVF.
+        seed: Default random seed for selectors.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CURATOR_", extra="ignore")
+
+    home: Path = Field(default=Path("./curator-data"))
+    database_url: str = ""
+    backbone: str = "auto"
+    backbone_checkpoint: str = ""
+    device: str = "auto"
+    embed_batch_size: int = 16
+    sample_fps: float = 0.0
+    sample_stride: int = 1
+    max_side: int = 1280
+    jpeg_quality: int = 90
+    shot_threshold: float = 27.0
+    shot_min_len: int = 15
+    ivf_threshold: int = 200_000
+    seed: int = 0
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL in use (SQLite under ``home`` unless ``database_url`` is set)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'curator.db').resolve()}"
+
+    @property
+    def blob_root(self) -> Path:
+        """Folder holding frame JPEGs, masks and index files."""
+        return self.home / "blobs"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional YAML file, the environment and explicit overrides.
+
+    Precedence, lowest first: field defaults, YAML file (``config_file`` or ``$CURATOR_CONFIG``),
+    ``CURATOR_*`` environment variables, keyword ``overrides`` whose value is not ``None``.
+
+    Args:
+        config_file: Path to a YAML mapping of setting names to values.
+        **overrides: Explicit values, typically from CLI options.
+
+    Returns:
+        The merged settings.
+
+    Raises:
+        ValueError: If the YAML file is not a mapping or names unknown settings.
+    """
+    file_values: dict[str, Any] = {}
+    path = config_file or os.environ.get("CURATOR_CONFIG")
+    if path:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {path} must hold a mapping, got {type(loaded).__name__}")
+        unknown = set(loaded) - set(Settings.model_fields)
+        if unknown:
+            raise ValueError(f"config file {path} has unknown settings {sorted(unknown)}")
+        file_values = loaded
+    env_settings = Settings()
+    explicit_env = {
+        name
+        for name in Settings.model_fields
+        if f"CURATOR_{name.upper()}" in os.environ
+    }
+    merged: dict[str, Any] = {**file_values}
+    for name in explicit_env:
+        merged[name] = getattr(env_settings, name)
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.model_validate({**env_settings.model_dump(), **merged})

@@ -1,0 +1,31 @@
+"""Storage: SQLAlchemy models and repositories (SQLite by default), and blob files beside them."""
+
+from curator.store.blobs import BlobStore
+from curator.store.db import Database
+from curator.store.models import (
+    Annotation,
+    Base,
+    Embedding,
+    Frame,
+    Project,
+    Selection,
+    SelectionItem,
+    Shot,
+    Video,
+)
+from curator.store.repo import NotFoundError
+
+__all__ = [
+    "Annotation",
+    "Base",
+    "BlobStore",
+    "Database",
+    "Embedding",
+    "Frame",
+    "NotFoundError",
+    "Project",
+    "Selection",
+    "SelectionItem",
+    "Shot",
+    "Video",
+]

@@ -1,0 +1,64 @@
+"""Blob files beside the database: frame JPEGs, masks and index files, addressed by relative path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+class BlobStore:
+    """Files under one root folder. Paths handed out and stored in the database are relative.
+
+    Args:
+        root: Folder holding every blob; created if missing.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, relative: str | Path) -> Path:
+        """Absolute path of a stored blob.
+
+        Raises:
+            ValueError: If ``relative`` would escape the blob root.
+        """
+        full = (self.root / relative).resolve()
+        if not full.is_relative_to(self.root.resolve()):
+            raise ValueError(f"blob path {relative!s} escapes the blob root")
+        return full
+
+    def staging_dir(self, prefix: str) -> Path:
+        """A fresh folder under the root for writing blobs that are committed later by a rename."""
+        staging = self.root / ".staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=staging))
+
+    def commit_dir(self, staging: Path, relative: str | Path) -> Path:
+        """Move a staging folder to its final relative location (atomic on one filesystem)."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+        return target
+
+    def remove(self, relative: str | Path) -> None:
+        """Delete a blob file or folder if present."""
+        target = self.path(relative)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+
+    def write_bytes_atomic(self, relative: str | Path, data: bytes) -> Path:
+        """Write ``data`` to a temp file and rename it into place, so readers never see half a file."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+        return target
