@@ -1,0 +1,57 @@
+"""Embedding the stored frames of a project that have no embedding under a backbone yet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from curator.embed.base import Backbone
+from curator.embed.runner import embed_stream
+from curator.progress import CancelCheck, ProgressCallback, check_cancel, no_progress
+from curator.store import repo
+from curator.workspace import Workspace
+
+
+def embed_project(
+    workspace: Workspace,
+    project_id: int,
+    backbone: Backbone,
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelCheck | None = None,
+) -> int:
+    """Embed every frame of the project missing an embedding under ``backbone``; update the index.
+
+    JPEGs are read in a background thread while the model runs. Each batch is committed as it is
+    done, so an interrupted run keeps its finished batches and a rerun continues from there.
+
+    Returns:
+        Number of frames embedded.
+    """
+    with workspace.db.session() as session:
+        todo = [(f.id, f.blob_path) for f in repo.frames_missing_embedding(session, project_id, backbone.name)]
+    if not todo:
+        return 0
+    blobs = workspace.blobs
+
+    def images() -> Iterator[tuple[int, np.ndarray]]:
+        for frame_id, blob_path in todo:
+            bgr = cv2.imread(str(blobs.path(blob_path)), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise FileNotFoundError(f"frame {frame_id}: cannot read {blob_path}")
+            yield frame_id, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    done = 0
+    for keys, vectors in embed_stream(backbone, images(), batch_size or workspace.settings.embed_batch_size):
+        check_cancel(cancel)
+        with workspace.db.session() as session:
+            repo.put_embeddings(session, np.asarray(keys, dtype=np.int64), vectors, backbone.name)
+        done += len(keys)
+        progress("embed", done, len(todo))
+    from curator.index.project import sync_project_index
+
+    sync_project_index(workspace, project_id, backbone.name)
+    return done

@@ -1,0 +1,128 @@
+"""Running a selector over a project: build the pool from the database, store the picks.
+
+The selector object is passed in (the CLI and API build it from the ``curator_selectors`` registry),
+so the engine never imports the selectors package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from curator.pool import Pool, Selection
+from curator.store import repo
+from curator.store.models import Frame, SelectionItem
+from curator.store.models import Selection as SelectionRow
+from curator.workspace import Workspace
+
+PREFERRED_BACKBONES = ("dinov2_vits14", "dinov2_vitb14", "classic")
+
+
+class SelectorLike(Protocol):
+    """The part of ``curator_selectors.Selector`` the engine relies on."""
+
+    name: str
+
+    def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection: ...
+
+
+def choose_backbone(workspace: Workspace, project_id: int, requested: str | None = None) -> str:
+    """The backbone whose embeddings a selection should use.
+
+    Args:
+        requested: An explicit name; ``None`` or ``auto`` picks the best one the project has.
+
+    Raises:
+        LookupError: If the project has no embeddings (under ``requested``, when given).
+    """
+    with workspace.db.session() as session:
+        available = repo.project_backbones(session, project_id)
+    if not available:
+        raise LookupError("the project has no embedded frames yet; run `curator ingest` (or `curator embed`) first")
+    if requested and requested != "auto":
+        if requested not in available:
+            raise LookupError(f"no embeddings under backbone {requested!r}; the project has {available}")
+        return requested
+    for name in PREFERRED_BACKBONES:
+        if name in available:
+            return name
+    return available[0]
+
+
+def build_pool(workspace: Workspace, project_id: int, backbone: str) -> Pool:
+    """The project's embedded frames as a :class:`Pool` (labelled = has a human annotation)."""
+    with workspace.db.session() as session:
+        ids, vectors = repo.get_embeddings(session, project_id, backbone)
+        if len(ids) == 0:
+            raise LookupError(f"project {project_id} has no embeddings under {backbone!r}")
+        rows = repo.pool_rows(session, ids)
+    return Pool(
+        embeddings=vectors,
+        frame_ids=rows.frame_ids,
+        video_ids=rows.video_ids,
+        timestamps=rows.timestamps,
+        shot_ids=rows.shot_ids,
+        labeled=rows.labeled,
+    )
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A stored pick: frame, rank, utility and reason, plus where the frame is."""
+
+    frame_id: int
+    rank: int
+    utility: float
+    reason: str
+    video_id: int
+    frame_index: int
+    timestamp: float
+    shot_id: int | None
+    blob_path: str
+
+
+def run_selection(
+    workspace: Workspace,
+    project_id: int,
+    selector: SelectorLike,
+    budget: int,
+    *,
+    seed: int = 0,
+    backbone: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[int, list[Pick]]:
+    """Select ``budget`` frames of a project and store the selection.
+
+    Returns:
+        The selection id and its picks in pick order.
+    """
+    backbone = choose_backbone(workspace, project_id, backbone)
+    pool = build_pool(workspace, project_id, backbone)
+    result = selector.select(pool, budget, np.random.default_rng(seed))
+    with workspace.db.session() as session:
+        row = SelectionRow(
+            project_id=project_id,
+            strategy=selector.name,
+            budget=budget,
+            params=params or {},
+            seed=seed,
+            backbone=backbone,
+        )
+        session.add(row)
+        session.flush()
+        picks: list[Pick] = []
+        for rank, (index, utility) in enumerate(zip(result.indices.tolist(), result.utilities.tolist(), strict=True)):
+            frame_id = int(pool.frame_ids[index])
+            reason = result.reason(rank)
+            session.add(
+                SelectionItem(selection_id=row.id, frame_id=frame_id, rank=rank, utility=float(utility), reason=reason)
+            )
+            frame = session.get(Frame, frame_id)
+            assert frame is not None
+            picks.append(
+                Pick(frame_id, rank, float(utility), reason, frame.video_id, frame.frame_index, frame.timestamp,
+                     frame.shot_id, frame.blob_path)
+            )
+        return row.id, picks
