@@ -36,6 +36,17 @@ class Settings(BaseSettings):
         shot_min_len: Minimum shot length in decoded frames.
         ivf_threshold: Vector count from which the FAISS index switches from exact to IVF.
         seed: Default random seed for selectors.
+        api_host: Address ``curator serve`` binds to.
+        api_port: Port ``curator serve`` listens on.
+        upload_max_bytes: Largest accepted video upload; bigger uploads get 413 and store nothing.
+        upload_chunk_bytes: Uploads are streamed to disk in chunks of this many bytes.
+        path_roots: Server-side folders under which video paths may be registered (none = no paths).
+        lease_seconds: How long a claimed labelling task stays leased to its annotator.
+        claim_max: Most tasks one claim may lease.
+        job_workers: Threads of the local job runner.
+        propagator: Propagator used by propagation jobs (see ``curator.annotate.list_propagators()``).
+        thumb_side: Longer side of frame thumbnails served by the API.
+        image_cache_seconds: ``Cache-Control: max-age`` of frame images (their content never changes).
     """
 
     model_config = SettingsConfigDict(env_prefix="CURATOR_", extra="ignore")
@@ -54,6 +65,17 @@ class Settings(BaseSettings):
     shot_min_len: int = 15
     ivf_threshold: int = 200_000
     seed: int = 0
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    upload_max_bytes: int = 2 * 1024**3
+    upload_chunk_bytes: int = 1024**2
+    path_roots: list[Path] = Field(default_factory=list)
+    lease_seconds: float = 900.0
+    claim_max: int = 100
+    job_workers: int = 1
+    propagator: str = "flow"
+    thumb_side: int = 256
+    image_cache_seconds: int = 86400
 
     @property
     def resolved_database_url(self) -> str:
@@ -95,11 +117,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             raise ValueError(f"config file {path} has unknown settings {sorted(unknown)}")
         file_values = loaded
     env_settings = Settings()
-    explicit_env = {
-        name
-        for name in Settings.model_fields
-        if f"CURATOR_{name.upper()}" in os.environ
-    }
+    explicit_env = {name for name in Settings.model_fields if f"CURATOR_{name.upper()}" in os.environ}
     merged: dict[str, Any] = {**file_values}
     for name in explicit_env:
         merged[name] = getattr(env_settings, name)

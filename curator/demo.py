@@ -35,6 +35,13 @@ def sample_video() -> Path:
     return Path(str(resources.files("curator") / "data" / "sample.mp4"))
 
 
+def _read_rgb(path: Path) -> Any:
+    bgr = cv2.imread(str(path))
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read frame {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def run_demo(
     settings: Settings,
     selector: SelectorLike,
@@ -115,10 +122,11 @@ def run_demo(
                 "candidate_frames": len(row.frames),
             }
         shot_index = {sid: idx for sid, idx, _, _ in shots}
+        duration = float(row.duration)
         ordered = sorted(picks, key=lambda p: p.timestamp)
         sheet = [
             SheetFrame(
-                image=cv2.cvtColor(cv2.imread(str(workspace.blobs.path(p.blob_path))), cv2.COLOR_BGR2RGB),
+                image=_read_rgb(workspace.blobs.path(p.blob_path)),
                 timestamp=p.timestamp,
                 shot_index=shot_index.get(p.shot_id, -1) if p.shot_id is not None else -1,
                 rank=p.rank,
@@ -130,7 +138,7 @@ def run_demo(
         sheet_path = contact_sheet(
             sheet,
             [start for _, _, start, _ in shots],
-            float(video_info["duration_s"]),
+            duration,
             out_dir / "contact_sheet.png",
             f"{video.name}: {len(picks)} keyframes by '{selector.name}' on {backbone.name} embeddings",
         )

@@ -7,7 +7,7 @@ so the engine never imports the selectors package.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -23,7 +23,7 @@ PREFERRED_BACKBONES = ("dinov2_vits14", "dinov2_vitb14", "classic")
 class SelectorLike(Protocol):
     """The part of ``curator_selectors.Selector`` the engine relies on."""
 
-    name: str
+    name: ClassVar[str]
 
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection: ...
 
@@ -40,7 +40,9 @@ def choose_backbone(workspace: Workspace, project_id: int, requested: str | None
     with workspace.db.session() as session:
         available = repo.project_backbones(session, project_id)
     if not available:
-        raise LookupError("the project has no embedded frames yet; run `curator ingest` (or `curator embed`) first")
+        raise LookupError(
+            "the project has no embedded frames yet; run `curator ingest` (or `curator embed`) first"
+        )
     if requested and requested != "auto":
         if requested not in available:
             raise LookupError(f"no embeddings under backbone {requested!r}; the project has {available}")
@@ -113,16 +115,29 @@ def run_selection(
         session.add(row)
         session.flush()
         picks: list[Pick] = []
-        for rank, (index, utility) in enumerate(zip(result.indices.tolist(), result.utilities.tolist(), strict=True)):
+        for rank, (index, utility) in enumerate(
+            zip(result.indices.tolist(), result.utilities.tolist(), strict=True)
+        ):
             frame_id = int(pool.frame_ids[index])
             reason = result.reason(rank)
             session.add(
-                SelectionItem(selection_id=row.id, frame_id=frame_id, rank=rank, utility=float(utility), reason=reason)
+                SelectionItem(
+                    selection_id=row.id, frame_id=frame_id, rank=rank, utility=float(utility), reason=reason
+                )
             )
             frame = session.get(Frame, frame_id)
             assert frame is not None
             picks.append(
-                Pick(frame_id, rank, float(utility), reason, frame.video_id, frame.frame_index, frame.timestamp,
-                     frame.shot_id, frame.blob_path)
+                Pick(
+                    frame_id,
+                    rank,
+                    float(utility),
+                    reason,
+                    frame.video_id,
+                    frame.frame_index,
+                    frame.timestamp,
+                    frame.shot_id,
+                    frame.blob_path,
+                )
             )
         return row.id, picks

@@ -72,7 +72,9 @@ def _decode_only(video: Path, size: tuple[int, int], fps: float) -> tuple[int, f
     with RssSampler() as rss:
         start = time.perf_counter()
         for decoded in iter_frames(video):
-            detector.push(decoded.index, decoded.frame.to_ndarray(format="bgr24", width=SHOT_WIDTH, height=shot_height))
+            detector.push(
+                decoded.index, decoded.frame.to_ndarray(format="bgr24", width=SHOT_WIDTH, height=shot_height)
+            )
             rgb = decoded.frame.to_ndarray(format="rgb24", width=width, height=height)
             cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [int(cv2.IMWRITE_JPEG_QUALITY), 90])
             n += 1
@@ -81,7 +83,9 @@ def _decode_only(video: Path, size: tuple[int, int], fps: float) -> tuple[int, f
     return n, seconds, rss.peak
 
 
-def _embed_only(video: Path, size: tuple[int, int], backbone: Backbone, batch_size: int, n: int) -> tuple[float, int]:
+def _embed_only(
+    video: Path, size: tuple[int, int], backbone: Backbone, batch_size: int, n: int
+) -> tuple[float, int]:
     width, height = size
     held = 2 * batch_size  # a small decoded buffer, embedded repeatedly until n frames are done
     frames = []
@@ -104,7 +108,9 @@ def _embed_only(video: Path, size: tuple[int, int], backbone: Backbone, batch_si
     return seconds, rss.peak
 
 
-def bench_ingest(video: Path, backbone: Backbone, batch_size: int = 16, max_side: int = 1280) -> dict[str, Any]:
+def bench_ingest(
+    video: Path, backbone: Backbone, batch_size: int = 16, max_side: int = 1280
+) -> dict[str, Any]:
     """Measure the three throughputs on ``video`` with ``backbone``.
 
     Returns:
@@ -128,7 +134,9 @@ def bench_ingest(video: Path, backbone: Backbone, batch_size: int = 16, max_side
                     marks["quarter"] = rss.now()
 
             start = time.perf_counter()
-            result = ingest_video(workspace, project_id, video, backbone=backbone, settings=settings, progress=progress)
+            result = ingest_video(
+                workspace, project_id, video, backbone=backbone, settings=settings, progress=progress
+            )
             pipeline_s = time.perf_counter() - start
             marks["end"] = rss.now()
         workspace.close()
@@ -160,7 +168,11 @@ def bench_ingest(video: Path, backbone: Backbone, batch_size: int = 16, max_side
             "platform": platform.platform(),
             "torch_threads": _torch_threads(),
         },
-        "seconds": {"decode": round(decode_s, 3), "embed": round(embed_s, 3), "pipeline": round(pipeline_s, 3)},
+        "seconds": {
+            "decode": round(decode_s, 3),
+            "embed": round(embed_s, 3),
+            "pipeline": round(pipeline_s, 3),
+        },
         "stored_frames": result.frames,
     }
 

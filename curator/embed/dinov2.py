@@ -113,7 +113,9 @@ class TimmViTBackbone:
     name: ClassVar[str] = ""
     model_name: ClassVar[str] = ""
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", image_size: int = 224) -> None:
+    def __init__(
+        self, checkpoint: str | Path | None = None, device: str = "auto", image_size: int = 224
+    ) -> None:
         import torch
 
         self.device = resolve_device(device)
@@ -139,8 +141,9 @@ class TimmViTBackbone:
     def _forward_tokens(self, images: Sequence[np.ndarray], size: tuple[int, int]) -> Any:
         torch = self._torch
         x = self._to_tensor(images, size)
-        with torch.inference_mode(), torch.autocast(
-            device_type="cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")),
         ):
             return self.model.forward_features(x).float()
 

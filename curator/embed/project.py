@@ -32,7 +32,9 @@ def embed_project(
         Number of frames embedded.
     """
     with workspace.db.session() as session:
-        todo = [(f.id, f.blob_path) for f in repo.frames_missing_embedding(session, project_id, backbone.name)]
+        todo = [
+            (f.id, f.blob_path) for f in repo.frames_missing_embedding(session, project_id, backbone.name)
+        ]
     if not todo:
         return 0
     blobs = workspace.blobs

@@ -4,4 +4,12 @@ from curator.ingest.decode import VideoDecodeError, VideoInfo, iter_frames, prob
 from curator.ingest.pipeline import IngestResult, ingest_video
 from curator.ingest.sample import FrameSampler
 
-__all__ = ["FrameSampler", "IngestResult", "VideoDecodeError", "VideoInfo", "ingest_video", "iter_frames", "probe"]
+__all__ = [
+    "FrameSampler",
+    "IngestResult",
+    "VideoDecodeError",
+    "VideoInfo",
+    "ingest_video",
+    "iter_frames",
+    "probe",
+]

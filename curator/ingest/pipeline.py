@@ -182,8 +182,18 @@ def ingest_video(
             )
         progress("ingest", stats.decoded, stats.decoded)
         result = _commit(
-            workspace, project_id, path, filename, info, content_hash, settings, stats, rows,
-            np.concatenate(vectors) if vectors else None, backbone, staging,
+            workspace,
+            project_id,
+            path,
+            filename,
+            info,
+            content_hash,
+            settings,
+            stats,
+            rows,
+            np.concatenate(vectors) if vectors else None,
+            backbone,
+            staging,
         )
     except IntegrityError:
         # another ingest of the same file won the race: that one is the video

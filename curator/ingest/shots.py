@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,9 @@ class ShotDetector:
         if self._last_index >= 0:
             post = getattr(self._detector, "post_process", None)
             if post is not None:
-                self._cuts.extend(int(c.frame_num) for c in post(FrameTimecode(self._last_index, fps=self.fps)))
+                self._cuts.extend(
+                    int(c.frame_num) for c in post(FrameTimecode(self._last_index, fps=self.fps))
+                )
         cuts = sorted({c for c in self._cuts if 0 < c < n_frames})
         bounds = [0, *cuts, n_frames]
-        return [ShotSpan(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        return [ShotSpan(a, b) for a, b in itertools.pairwise(bounds) if b > a]

@@ -138,7 +138,9 @@ def pool_rows(session: Session, frame_ids: np.ndarray) -> PoolRows:
         frame_ids=np.asarray(ids, dtype=np.int64),
         video_ids=np.array([rows[i].video_id for i in ids], dtype=np.int64),
         timestamps=np.array([rows[i].timestamp for i in ids], dtype=np.float64),
-        shot_ids=np.array([rows[i].shot_id if rows[i].shot_id is not None else -1 for i in ids], dtype=np.int64),
+        shot_ids=np.array(
+            [rows[i].shot_id if rows[i].shot_id is not None else -1 for i in ids], dtype=np.int64
+        ),
         labeled=np.array([i in human for i in ids], dtype=bool),
     )
 

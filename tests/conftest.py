@@ -1,0 +1,78 @@
+"""Shared fixtures and the ``slow`` / ``gpu`` markers (skipped unless ``--runslow`` / a GPU)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+VIDEOS = SHARED / "videos"
+DAVIS = SHARED / "data" / "davis2016"
+DINOV2_CHECKPOINT = SHARED / "weights" / "dinov2_vits14.safetensors"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    has_gpu = False
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        pass
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(skip_gpu)
+
+
+def require(path: Path) -> Path:
+    """Skip the test with a clear reason when shared test data is missing."""
+    if not path.exists():
+        pytest.skip(f"shared test data missing: {path}")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings with a fresh home under ``tmp_path`` and the classic backbone."""
+    from curator.config import load_settings
+
+    return load_settings(None, home=tmp_path / "home", backbone="classic")
+
+
+@pytest.fixture
+def workspace(settings):  # type: ignore[no-untyped-def]
+    """A workspace (database + blobs) in a fresh home."""
+    from curator.workspace import Workspace
+
+    ws = Workspace(settings)
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def project_id(workspace) -> int:  # type: ignore[no-untyped-def]
+    """Id of a fresh project called ``test``."""
+    from curator.store import repo
+
+    with workspace.db.session() as session:
+        return repo.get_or_create_project(session, "test").id
+
+
+@pytest.fixture(scope="session")
+def dinov2_backbone() -> Iterator[object]:
+    """DINOv2 ViT-S/14 loaded from the shared checkpoint through the normal checkpoint option."""
+    from curator.embed import create_backbone
+
+    require(DINOV2_CHECKPOINT)
+    yield create_backbone("dinov2_vits14", checkpoint=str(DINOV2_CHECKPOINT), device="cpu").backbone
