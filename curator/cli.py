@@ -294,6 +294,204 @@ def bench_ingest(
     typer.echo(json.dumps(report, indent=2))
 
 
+keys_app = typer.Typer(help="API keys of the REST service (stored hashed; shown once).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind; default from settings (api_host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; default from settings (api_port).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the REST service (one process: it owns the job runner of its database)."""
+    import uvicorn
+
+    from api import create_app
+
+    settings = _settings(home, config, api_host=host, api_port=port)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level=log_level)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option("--role", help="admin, annotator or viewer.")],
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Project name or id; none = every project (global key).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="A note saying whose key this is.")] = "",
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from api.auth import create_key
+    from curator.store import repo
+    from curator.store.models import Project
+    from curator.workspace import Workspace
+
+    with _user_errors():
+        workspace = Workspace(_settings(home, config))
+        with workspace.db.session() as session:
+            project_id = None
+            if project is not None:
+                row = session.get(Project, int(project)) if project.isdigit() else None
+                project_id = row.id if row is not None else repo.get_project(session, project).id
+            key, secret = create_key(session, role, project_id, name)
+            scope = "all projects" if project_id is None else f"project {project_id}"
+            typer.echo(secret)
+            typer.secho(f"key {key.id}: role {role} on {scope}; store it now, it cannot be shown again",
+                        fg=typer.colors.YELLOW, err=True)
+        workspace.close()
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOpt = None, config: ConfigOpt = None) -> None:
+    """List keys (id, prefix, role, project, state); secrets are never shown."""
+    from api.auth import list_keys
+    from curator.workspace import Workspace
+
+    workspace = Workspace(_settings(home, config))
+    with workspace.db.session() as session:
+        for key in list_keys(session):
+            scope = "all" if key.project_id is None else f"project {key.project_id}"
+            state = "revoked" if key.revoked_at is not None else "active"
+            typer.echo(f"{key.id}\t{key.prefix}...\t{key.role}\t{scope}\t{state}\t{key.name}")
+    workspace.close()
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="Key id (see `curator keys list`).")],
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    from api.auth import revoke_key
+    from curator.workspace import Workspace
+
+    workspace = Workspace(_settings(home, config))
+    with workspace.db.session() as session:
+        done = revoke_key(session, key_id)
+    workspace.close()
+    if not done:
+        raise _fail(f"no active key with id {key_id}")
+    typer.echo(f"revoked key {key_id}")
+
+
+@bench_app.command("api")
+def bench_api(
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
+    clients: Annotated[int, typer.Option(help="Concurrent annotator clients.", min=1)] = 8,
+    seconds: Annotated[float, typer.Option(help="How long to run.", min=1)] = 20.0,
+    tasks: Annotated[int, typer.Option(help="Tasks in the queue (enough never to run dry).", min=1)] = 20000,
+) -> None:
+    """Claim+submit cycles per second and p50/p99 cycle latency against a local server on loopback."""
+    from api.auth import create_key
+    from curator.bench.api import bench_api as run
+
+    report = run(create_key, clients=clients, seconds=seconds, tasks=tasks)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(json.dumps(report, indent=2))
+
+
+@bench_app.command("keyframes")
+def bench_keyframes(
+    davis: Annotated[Path, typer.Option("--davis", help="DAVIS-layout folder (JPEGImages/480p, Annotations/480p).")],
+    out: Annotated[Path, typer.Option("--out", help="JSON report path (a PNG plot is written beside it).")] = Path(
+        "bench-out/keyframes.json"
+    ),
+    budgets: Annotated[str, typer.Option(help="Comma-separated keyframe budgets.")] = "1,2,4,8",
+    strategies: Annotated[str, typer.Option(help="Comma-separated selector names.")] = "uniform",
+    propagator: Annotated[
+        str | None, typer.Option(help="Propagator name (default: the default CPU propagator).")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="DINOv2 weights for the pool and feature propagators.")
+    ] = None,
+    sequences: Annotated[str | None, typer.Option(help="Comma-separated sequence names (default all).")] = None,
+    sam2_config: Annotated[str | None, typer.Option("--sam2-config", help="SAM 2 Hydra config name.")] = None,
+    sam2_checkpoint: Annotated[str | None, typer.Option("--sam2-checkpoint", help="SAM 2 checkpoint.")] = None,
+    sam2_hub: Annotated[str | None, typer.Option("--sam2-hub", help="SAM 2 hub id, e.g. facebook/sam2.1-hiera-tiny.")] = None,
+    sam2_image_size: Annotated[int | None, typer.Option("--sam2-image-size", help="Override SAM 2's input size.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the selectors' random generator.")] = 0,
+) -> None:
+    """J&F of propagated masks against the number of keyframes picked by each strategy (DAVIS)."""
+    from curator.annotate import DEFAULT_CPU_PROPAGATOR
+    from curator.annotate.sam2_backend import SAM2WeightsError
+    from curator.bench.keyframes import format_table, plot_report, run_keyframe_bench
+
+    name = propagator or DEFAULT_CPU_PROPAGATOR
+    options: dict[str, Any] = {}
+    if name == "sam2":
+        options = {"checkpoint": sam2_checkpoint, "hub_id": sam2_hub, "image_size": sam2_image_size}
+        if sam2_config:
+            options["config"] = sam2_config
+    try:
+        with _user_errors():
+            report = run_keyframe_bench(
+                davis,
+                [int(b) for b in budgets.split(",") if b.strip()],
+                [s.strip() for s in strategies.split(",") if s.strip()],
+                name,
+                checkpoint=checkpoint,
+                sequences=[s.strip() for s in sequences.split(",")] if sequences else None,
+                propagator_options=options,
+                seed=seed,
+                log=typer.echo,
+            )
+    except (SAM2WeightsError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    plot = out.with_suffix(".png")
+    plot_report(report, plot)
+    typer.echo(format_table(report))
+    typer.echo(
+        f"{report['propagator']}: {report['cold_seconds_per_frame']:.3f} s/frame cold, "
+        f"{report['seconds_per_frame']:.3f} s/frame with cached flow/features; wrote {out} and {plot}"
+    )
+
+
+@bench_app.command("select-scale")
+def bench_select_scale(
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
+    n: Annotated[int, typer.Option("--n", help="Synthetic vectors in the pool.", min=1)] = 100_000,
+    dim: Annotated[int, typer.Option("--dim", help="Vector dimension.", min=1)] = 384,
+    budget: Annotated[int, typer.Option("--budget", help="Picks.", min=1)] = 1000,
+    clusters: Annotated[int, typer.Option(help="Clusters the vectors are drawn around.", min=1)] = 100,
+    spread: Annotated[float, typer.Option(help="Within-cluster noise relative to the centres.", min=0)] = 0.5,
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated: curator, skactiveml, lightly_mundig.")
+    ] = "curator,skactiveml,lightly_mundig",
+    seed: Annotated[int, typer.Option(help="Seed of the data and of each method's first pick.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Per-method limit in seconds.", min=1)] = 3600.0,
+) -> None:
+    """Greedy k-center on N synthetic clustered vectors: ours against scikit-activeml and lightly-mundig.
+
+    Reports seconds, peak RSS and the max-min distance (k-center objective, lower is better) of each
+    method, every method in its own process on the same data.
+    """
+    from curator.bench.select_scale import bench_select_scale as run
+
+    with _user_errors():
+        report = run(
+            n,
+            dim,
+            budget,
+            clusters=clusters,
+            spread=spread,
+            seed=seed,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            timeout_s=timeout,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(json.dumps(report, indent=2))
+
+
 def main() -> None:
     """Entry point for ``python -m curator``."""
     app()

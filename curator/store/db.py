@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from curator.config import Settings
+from curator.store import service_models as _service_models  # noqa: F401  (creates the service tables)
 from curator.store.models import Base
 
 

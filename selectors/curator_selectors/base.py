@@ -47,3 +47,43 @@ def check_budget(budget: int) -> None:
     """Raise ``ValueError`` unless ``budget`` is a non-negative integer."""
     if int(budget) != budget or budget < 0:
         raise ValueError(f"budget must be a non-negative integer, got {budget!r}")
+
+
+def empty_selection(name: str) -> Selection:
+    """A selection with no picks."""
+    return Selection(np.zeros(0, np.int64), np.zeros(0, np.float64), name)
+
+
+def make_selection(name: str, picks: list[int], utilities: list[float], reasons: list[str]) -> Selection:
+    """Build a :class:`Selection` from parallel pick, utility and reason lists."""
+    return Selection(
+        np.asarray(picks, dtype=np.int64).reshape(-1),
+        np.asarray(utilities, dtype=np.float64).reshape(-1),
+        name,
+        tuple(reasons),
+    )
+
+
+def effective_budget(pool: Pool, budget: int) -> int:
+    """``min(budget, unlabelled rows)`` after checking ``budget``."""
+    check_budget(budget)
+    return min(int(budget), int((~pool.labeled).sum()))
+
+
+def minmax(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Scale ``values`` to ``[0, 1]`` using the range over ``mask`` (constant input maps to 0).
+
+    Non-finite values map to 0.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ref = v if mask is None else v[mask]
+    ref = ref[np.isfinite(ref)]
+    out = np.zeros_like(v)
+    if ref.size == 0:
+        return out
+    lo, hi = float(ref.min()), float(ref.max())
+    if hi - lo <= 1e-12:
+        return out
+    finite = np.isfinite(v)
+    out[finite] = np.clip((v[finite] - lo) / (hi - lo), 0.0, 1.0)
+    return out

@@ -1,4 +1,4 @@
-"""Baselines: ``uniform`` (evenly spaced in time within each video)."""
+"""Baselines: ``uniform`` (evenly spaced in time within each video) and ``random``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import ClassVar
 import numpy as np
 
 from curator.pool import Pool, Selection
-from curator_selectors.base import check_budget, register_selector
+from curator_selectors.base import (
+    check_budget,
+    effective_budget,
+    empty_selection,
+    make_selection,
+    register_selector,
+)
+from curator_selectors.temporal import TemporalConstraints, TemporalState, pick_by_score
 
 
 def allocate(weights: np.ndarray, budget: int, capacity: np.ndarray) -> np.ndarray:
@@ -53,11 +60,19 @@ class UniformSelector:
 
     The budget is split across videos in proportion to their duration; inside a video of duration
     ``T`` receiving ``b`` picks the targets are the centres ``(i + 0.5) * T / b`` and each takes the
-    nearest unpicked, unlabelled frame. The utility of a pick is the share of the video's time it
-    stands for (``1 / b``). Deterministic: ``rng`` is not used.
+    nearest eligible frame (unpicked, unlabelled, and outside ``min_gap`` of earlier picks). The
+    utility of a pick is the share of the video's time it stands for (``1 / b``). Deterministic:
+    ``rng`` is not used.
+
+    Args:
+        min_gap: Least seconds between two picks of one video (0 disables); a target with no
+            eligible frame left is skipped, so the selection can fall short of the budget.
     """
 
     name: ClassVar[str] = "uniform"
+
+    def __init__(self, min_gap: float = 0.0) -> None:
+        self.constraints = TemporalConstraints(min_gap=min_gap)
 
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection:
         """Pick up to ``budget`` frames evenly spaced in time."""
@@ -65,11 +80,12 @@ class UniformSelector:
         candidates = pool.candidates
         videos = np.unique(pool.video_ids[candidates])
         if budget == 0 or len(videos) == 0:
-            return Selection(np.zeros(0, np.int64), np.zeros(0, np.float64), self.name)
+            return empty_selection(self.name)
         starts = np.array([pool.timestamps[pool.video_ids == v].min() for v in videos])
         ends = np.array([pool.timestamps[pool.video_ids == v].max() for v in videos])
         capacity = np.array([np.sum(pool.video_ids[candidates] == v) for v in videos])
         counts = allocate(ends - starts + 1e-3, budget, capacity)
+        state = TemporalState(pool, self.constraints)
         picks: list[int] = []
         utilities: list[float] = []
         for v, start, end, b in zip(videos, starts, ends, counts, strict=True):
@@ -78,13 +94,40 @@ class UniformSelector:
             rows = candidates[pool.video_ids[candidates] == v]
             rows = rows[np.argsort(pool.timestamps[rows], kind="stable")]
             times = pool.timestamps[rows]
-            taken = np.zeros(len(rows), dtype=bool)
             span = end - start
             for i in range(int(b)):
                 target = start + (i + 0.5) * span / b
-                distance = np.where(taken, np.inf, np.abs(times - target))
-                j = int(np.argmin(distance))
-                taken[j] = True
-                picks.append(int(rows[j]))
+                ok = state.available[rows]
+                if not ok.any():
+                    break
+                distance = np.where(ok, np.abs(times - target), np.inf)
+                j = int(rows[int(np.argmin(distance))])
+                state.take(j)
+                picks.append(j)
                 utilities.append(1.0 / float(b))
-        return Selection(np.asarray(picks, dtype=np.int64), np.asarray(utilities), self.name)
+        return make_selection(self.name, picks, utilities, ["uniform"] * len(picks))
+
+
+@register_selector("random")
+class RandomSelector:
+    """Frames drawn uniformly at random without replacement: the passive-learning baseline.
+
+    Draws a random priority for every row from ``rng`` and takes the highest eligible ones, so the
+    temporal rules apply as for any other selector. The utility of a pick is its random priority.
+
+    Args:
+        min_gap: Least seconds between two picks of one video (0 disables).
+        shot_coverage: Every shot gets a pick before any gets two.
+    """
+
+    name: ClassVar[str] = "random"
+
+    def __init__(self, min_gap: float = 0.0, shot_coverage: bool = False) -> None:
+        self.constraints = TemporalConstraints(min_gap=min_gap, shot_coverage=shot_coverage)
+
+    def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection:
+        """Pick up to ``budget`` frames at random."""
+        if effective_budget(pool, budget) == 0:
+            return empty_selection(self.name)
+        priority = rng.random(len(pool))
+        return pick_by_score(pool, budget, priority, self.constraints, self.name, "random")

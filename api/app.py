@@ -1,0 +1,85 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.jobs import build_handlers
+from api.routes import exports, frames, jobs, projects, propagation, queue, selections, videos
+from curator.config import Settings
+from curator.jobs import JobRunner, ThreadJobRunner
+from curator.workspace import Workspace
+
+DESCRIPTION = """
+Curation service for video segmentation datasets.
+
+* **Auth**: every call but `/health` needs `Authorization: Bearer <key>`; create keys with
+  `curator keys create --role admin|annotator|viewer [--project ID]`. Roles: `viewer` reads,
+  `annotator` also claims and submits tasks, `admin` also manages projects, uploads, selections,
+  propagation and exports. A key without a project holds its role on every project.
+* **Jobs**: uploads, embedding, selection and propagation answer `202` with a job; poll `GET /jobs/{id}`.
+* **Queue**: `POST /projects/{id}/queue/claim` leases tasks for `lease_seconds`; submit masks as COCO
+  RLE (or an indexed PNG) with `POST /tasks/{id}/submit`.
+* **Errors** are JSON `{"code": ..., "detail": ...}`; `code` is stable, `detail` is for people.
+"""
+
+
+def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace: Workspace | None = None) -> FastAPI:
+    """Build the application for ``settings``.
+
+    The job runner starts with the app (lifespan): jobs a previous process left ``running`` are
+    marked ``interrupted`` and ``queued`` ones are run. Only one process should serve one database.
+
+    Args:
+        settings: Where data lives and how the service behaves.
+        runner: A job runner to use instead of the local thread runner.
+        workspace: An open workspace to use instead of opening one from ``settings``.
+    """
+    workspace = workspace or Workspace(settings)
+    runner = runner or ThreadJobRunner(workspace, build_handlers(workspace), workers=settings.job_workers)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.shutdown(wait=True)
+            workspace.close()
+
+    app = FastAPI(
+        title="curator",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "projects", "description": "Projects hold videos, a queue and labels."},
+            {"name": "videos", "description": "Uploads and server-side paths; each starts an ingest job."},
+            {"name": "jobs", "description": "Long work: ingest, embed, select, propagate."},
+            {"name": "selections", "description": "Pick keyframes worth labelling; picks become tasks."},
+            {"name": "queue", "description": "Pull-based labelling: claim, read, submit, release."},
+            {"name": "frames", "description": "Frame images and their masks."},
+            {"name": "propagation", "description": "Carry human masks to neighbouring frames."},
+            {"name": "exports", "description": "COCO, DAVIS and YouTube-VIS, streamed."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.workspace = workspace
+    app.state.runner = runner
+    app.state.write_lock = threading.Lock()
+    install_error_handlers(app)
+    for module in (projects, videos, jobs, selections, queue, frames, propagation, exports):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        """Liveness check (no key needed)."""
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,111 @@
+"""FastAPI dependencies: the workspace, a database session, the job runner, and the caller's key."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.auth import Principal, find_key
+from api.errors import ApiError
+from curator.config import Settings
+from curator.jobs.base import JobRunner
+from curator.workspace import Workspace
+
+bearer = HTTPBearer(auto_error=False, description="An API key from `curator keys create`.")
+
+
+# Trivial dependencies are ``async`` so FastAPI runs them inline instead of hopping to a worker thread.
+async def get_workspace(request: Request) -> Workspace:
+    """The app's workspace."""
+    workspace: Workspace = request.app.state.workspace
+    return workspace
+
+
+async def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_runner(request: Request) -> JobRunner:
+    """The app's job runner."""
+    runner: JobRunner = request.app.state.runner
+    return runner
+
+
+async def get_write_lock(request: Request) -> threading.Lock:
+    """The app's lock around short queue write transactions.
+
+    SQLite allows one writer; when several request threads want the lock at once, SQLite's busy
+    handler makes the losers sleep and poll (up to 100 ms a try), which shows up as tail latency.
+    Queuing them on a Python lock first hands the database over without sleeps.
+    """
+    lock: threading.Lock = request.app.state.write_lock
+    return lock
+
+
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+WriteLockDep = Annotated[threading.Lock, Depends(get_write_lock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RunnerDep = Annotated[JobRunner, Depends(get_runner)]
+
+
+async def get_session(workspace: WorkspaceDep) -> AsyncIterator[Session]:
+    """A session for one request (made inline: creating one does no I/O; it connects on first use).
+
+    Routes that write call ``session.commit()`` themselves before answering, so a 2xx is only ever
+    sent for committed work; whatever is left uncommitted is rolled back here.
+    """
+    session = workspace.db.sessionmaker()
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller's key from ``Authorization: Bearer <key>``.
+
+    Raises:
+        ApiError: 401 ``unauthorized`` when the header is missing or the key unknown or revoked.
+    """
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or not credentials.credentials:
+        raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", challenge)
+    principal = find_key(session, credentials.credentials)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked API key", challenge)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(principal: Principal, role: str, project_id: int | None) -> None:
+    """Raise 403 ``forbidden`` unless ``principal`` holds ``role`` on ``project_id`` (``None``: globally).
+
+    Raises:
+        ApiError: 403 with the role needed and the role held.
+    """
+    if principal.allows(role, project_id):
+        return
+    where = "every project (a global key)" if project_id is None else f"project {project_id}"
+    held = "all projects" if principal.project_id is None else f"project {principal.project_id}"
+    raise ApiError(
+        403, "forbidden", f"this needs role '{role}' on {where}; your key has role '{principal.role}' on {held}"
+    )

@@ -1,0 +1,274 @@
+"""Streamed dataset exports: COCO instance segmentation, DAVIS-style PNG folders in a zip, YouTube-VIS.
+
+Only labelled frames go out: frames with masks of the requested sources, or whose task was submitted
+with no object. Rows are read in chunks (``yield_per``) and the output is produced piece by piece, so
+an export never holds every frame or mask of a project in memory.
+
+``include="human"`` exports human masks only; ``include="all"`` takes, per frame, the masks of the
+best source present (human over propagated over predicted).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, select, union
+from sqlalchemy.orm import Session
+
+from curator.store.models import Annotation, Frame, Project, Video, utcnow
+from curator.store.service_models import Task
+from curator.workspace import Workspace
+
+SOURCES = {"human": ("human",), "all": ("human", "propagated", "predicted")}
+CATEGORY = {"id": 1, "name": "object", "supercategory": "object"}
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    """A labelled frame to export."""
+
+    id: int
+    video_id: int
+    video_name: str
+    frame_index: int
+    timestamp: float
+    width: int
+    height: int
+    blob_path: str
+
+    @property
+    def file_name(self) -> str:
+        """Path of the image inside an export: ``<video folder>/<frame index>.jpg``."""
+        return f"{self.video_name}/{self.frame_index:05d}.jpg"
+
+
+def video_folder(video_id: int, filename: str) -> str:
+    """A safe folder name for a video in exports: ``<id>_<file stem>``."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", filename.rsplit(".", 1)[0]).strip("_")[:60]
+    return f"{video_id:04d}_{stem}" if stem else f"{video_id:04d}"
+
+
+def _frames(session: Session, project_id: int, include: str) -> Iterator[FrameRow]:
+    labelled = union(
+        select(Annotation.frame_id)
+        .join(Frame, Frame.id == Annotation.frame_id)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.project_id == project_id, Annotation.source.in_(SOURCES[include])),
+        select(Task.frame_id).where(Task.project_id == project_id, Task.state == "done"),
+    ).subquery()
+    stmt = (
+        select(Frame.id, Frame.video_id, Video.filename, Frame.frame_index, Frame.timestamp, Frame.width,
+               Frame.height, Frame.blob_path)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Frame.id.in_(select(labelled.c[0])))
+        .order_by(Frame.video_id, Frame.frame_index)
+        .execution_options(yield_per=_CHUNK)
+    )
+    for r in session.execute(stmt):
+        yield FrameRow(r[0], r[1], video_folder(r[1], r[2]), r[3], r[4], r[5], r[6], r[7])
+
+
+@dataclass(frozen=True)
+class MaskRow:
+    """One exported mask."""
+
+    id: int
+    frame_id: int
+    video_id: int
+    object_id: int
+    source: str
+    confidence: float
+    rle: dict[str, Any]
+
+
+def _masks(session: Session, project_id: int, include: str) -> Iterator[MaskRow]:
+    """Masks in (video, frame) order; per frame only those of the best source present."""
+    rank = case((Annotation.source == "human", 0), (Annotation.source == "propagated", 1), else_=2)
+    stmt = (
+        select(Annotation.id, Annotation.frame_id, Frame.video_id, Annotation.object_id, Annotation.source,
+               Annotation.confidence, Annotation.rle, rank)
+        .join(Frame, Frame.id == Annotation.frame_id)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.project_id == project_id, Annotation.source.in_(SOURCES[include]))
+        .order_by(Frame.video_id, Frame.frame_index, Annotation.frame_id, rank, Annotation.object_id, Annotation.id)
+        .execution_options(yield_per=_CHUNK)
+    )
+    current, best = None, None
+    for r in session.execute(stmt):
+        if r[1] != current:
+            current, best = r[1], r[7]
+        if r[7] != best:
+            continue
+        yield MaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _area_bbox(rle: dict[str, Any]) -> tuple[int, list[float]]:
+    from pycocotools import mask as mask_utils
+
+    coded = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+    return int(mask_utils.area(coded)), [float(v) for v in mask_utils.toBbox(coded)]
+
+
+def _session(workspace: Workspace) -> Session:
+    return workspace.db.sessionmaker()
+
+
+def coco(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes]:
+    """COCO instance segmentation JSON: ``images`` (one per frame), ``annotations`` with RLE masks."""
+    session = _session(workspace)
+    try:
+        project = session.get(Project, project_id)
+        info = {"description": f"curator project {project.name if project else project_id}",
+                "date_created": utcnow().isoformat(), "include": include}
+        yield (f'{{"info": {json.dumps(info)}, "licenses": [], "categories": {json.dumps([CATEGORY])}, '
+               '"images": [').encode()
+        sep = ""
+        for f in _frames(session, project_id, include):
+            image = {"id": f.id, "file_name": f.file_name, "width": f.width, "height": f.height,
+                     "video_id": f.video_id, "frame_index": f.frame_index, "timestamp": f.timestamp}
+            yield (sep + json.dumps(image)).encode()
+            sep = ", "
+        yield b'], "annotations": ['
+        sep = ""
+        for m in _masks(session, project_id, include):
+            area, bbox = _area_bbox(m.rle)
+            ann = {"id": m.id, "image_id": m.frame_id, "category_id": 1, "segmentation": m.rle, "area": area,
+                   "bbox": bbox, "iscrowd": 0, "object_id": m.object_id, "source": m.source,
+                   "confidence": m.confidence}
+            yield (sep + json.dumps(ann)).encode()
+            sep = ", "
+        yield b"]}"
+    finally:
+        session.close()
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only, unseekable sink: :class:`zipfile.ZipFile` writes into it, we hand the bytes on."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def davis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes]:
+    """A zip of ``JPEGImages/<video>/<frame>.jpg`` and ``Annotations/<video>/<frame>.png`` (indexed
+    palette PNGs, 0 background, ``k`` object ``k``), plus ``frames.json`` mapping files to frame ids."""
+    import numpy as np
+
+    from curator.annotate.masks import decode_rle, masks_to_labels
+
+    session = _session(workspace)
+    sink = _Chunks()
+    try:
+        masks = _masks(session, project_id, include)
+        pending = next(masks, None)
+        index: list[dict[str, Any]] = []
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+            for f in _frames(session, project_id, include):
+                objects: dict[int, np.ndarray] = {}
+                while pending is not None and pending.frame_id == f.id:
+                    objects[pending.object_id] = decode_rle(pending.rle)
+                    pending = next(masks, None)
+                labels = masks_to_labels({k: v for k, v in objects.items() if 1 <= k <= 255}, (f.height, f.width))
+                png = io.BytesIO()
+                from PIL import Image
+
+                from curator.annotate.masks import DAVIS_PALETTE
+
+                image = Image.fromarray(labels, mode="P")
+                image.putpalette(DAVIS_PALETTE)
+                image.save(png, format="PNG")
+                stem = f.file_name.rsplit(".", 1)[0]
+                archive.writestr(f"Annotations/{stem}.png", png.getvalue())
+                archive.write(workspace.blobs.path(f.blob_path), f"JPEGImages/{f.file_name}")
+                index.append({"frame_id": f.id, "video_id": f.video_id, "frame_index": f.frame_index,
+                              "image": f"JPEGImages/{f.file_name}", "annotation": f"Annotations/{stem}.png",
+                              "objects": sorted(objects)})
+                yield sink.take()
+            archive.writestr("frames.json", json.dumps({"project_id": project_id, "include": include,
+                                                         "frames": index}))
+        yield sink.take()
+    finally:
+        session.close()
+
+
+def ytvis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes]:
+    """YouTube-VIS JSON: ``videos`` list only the labelled frames (``file_names``); each annotation is
+    one object track with a segmentation (RLE or null) per listed frame."""
+    session = _session(workspace)
+    try:
+        videos: list[dict[str, Any]] = []
+        positions: dict[int, tuple[int, int]] = {}  # frame id -> (video id, position in file_names)
+        for f in _frames(session, project_id, include):
+            if not videos or videos[-1]["id"] != f.video_id:
+                videos.append({"id": f.video_id, "width": f.width, "height": f.height, "length": 0,
+                               "file_names": [], "frame_ids": []})
+            video = videos[-1]
+            positions[f.id] = (f.video_id, video["length"])
+            video["file_names"].append(f.file_name)
+            video["frame_ids"].append(f.id)
+            video["length"] += 1
+        info = {"description": f"curator project {project_id}", "include": include}
+        yield (f'{{"info": {json.dumps(info)}, "categories": {json.dumps([CATEGORY])}, '
+               f'"videos": {json.dumps(videos)}, "annotations": [').encode()
+        lengths = {v["id"]: (v["length"], v["height"], v["width"]) for v in videos}
+        sep, next_id = "", 1
+        tracks: dict[int, dict[str, Any]] = {}
+        current_video: int | None = None
+
+        def flush() -> Iterator[str]:
+            nonlocal next_id
+            for object_id in sorted(tracks):
+                track = tracks[object_id]
+                track["id"] = next_id
+                next_id += 1
+                yield json.dumps(track)
+            tracks.clear()
+
+        for m in _masks(session, project_id, include):
+            if m.video_id != current_video:
+                for text in flush():
+                    yield (sep + text).encode()
+                    sep = ", "
+                current_video = m.video_id
+            video_id, pos = positions[m.frame_id]
+            length, height, width = lengths[video_id]
+            track = tracks.get(m.object_id)
+            if track is None:
+                track = tracks[m.object_id] = {
+                    "id": 0, "video_id": video_id, "category_id": 1, "iscrowd": 0, "object_id": m.object_id,
+                    "height": height, "width": width, "length": 1,
+                    "segmentations": [None] * length, "areas": [None] * length, "bboxes": [None] * length,
+                }
+            area, bbox = _area_bbox(m.rle)
+            track["segmentations"][pos] = m.rle
+            track["areas"][pos] = area
+            track["bboxes"][pos] = bbox
+        for text in flush():
+            yield (sep + text).encode()
+            sep = ", "
+        yield b"]}"
+    finally:
+        session.close()
+
+
+EXPORTERS = {"coco": (coco, "application/json", "json"), "davis": (davis, "application/zip", "zip"),
+             "ytvis": (ytvis, "application/json", "json")}

@@ -1,0 +1,43 @@
+"""Propagation: carry a video's human masks to the frames between its keyframes (a job)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.deps import PrincipalDep, RunnerDep, SessionDep
+from api.errors import ApiError, not_found
+from api.jobs import job_public, start_job
+from api.routes.common import Id, errors, project_for
+from api.schemas import JobPublic, PropagateRequest
+from curator.store.models import Video
+
+router = APIRouter(tags=["propagation"])
+
+
+@router.post(
+    "/projects/{project_id}/propagate", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 422)
+)
+def propagate(
+    project_id: Id,
+    body: PropagateRequest,
+    response: Response,
+    session: SessionDep,
+    principal: PrincipalDep,
+    runner: RunnerDep,
+) -> JobPublic:
+    """Start a propagation job; results are stored as ``propagated`` masks with confidences and
+    appear as the pre-annotation of those frames' tasks."""
+    project_for(session, principal, project_id, "annotator")
+    video = session.get(Video, body.video_id)
+    if video is None or video.project_id != project_id:
+        raise not_found("video", body.video_id)
+    if body.propagator is not None:
+        from curator.jobs.handlers import propagator_names
+
+        names = propagator_names()
+        if body.propagator not in names:
+            raise ApiError(422, "unknown_propagator", f"unknown propagator {body.propagator!r}; valid: {', '.join(names)}")
+    params = {"video_id": body.video_id, "propagator": body.propagator, "scope": body.scope}
+    job = start_job(session, runner, "propagate", project_id, params, principal.key_id)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job_public(job)

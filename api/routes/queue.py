@@ -1,0 +1,187 @@
+"""The labelling queue: claim (lease) tasks, read one with its pre-annotation, submit, release."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+
+from api import repo
+from api.auth import Principal
+from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep, WriteLockDep, require
+from api.errors import ApiError, not_found
+from api.jobs import job_public, start_job
+from api.masks import check_masks, png_masks
+from api.routes.common import AUTH_ERRORS, Id, errors, project_for
+from api.schemas import (
+    ClaimPublic,
+    ClaimRequest,
+    FrameRef,
+    MaskPublic,
+    QueuePublic,
+    SubmitPublic,
+    SubmitRequest,
+    TaskDetail,
+    TaskPublic,
+)
+from curator.jobs import find_active_job
+from curator.store.models import Frame
+from curator.store.service_models import Task
+
+router = APIRouter(tags=["queue"])
+
+
+def frame_ref(frame: Frame) -> FrameRef:
+    """The API view of a frame."""
+    return FrameRef(
+        id=frame.id, video_id=frame.video_id, frame_index=frame.frame_index, timestamp=frame.timestamp,
+        width=frame.width, height=frame.height, image_url=f"/frames/{frame.id}/image",
+        thumb_url=f"/frames/{frame.id}/image?size=thumb",
+    )
+
+
+def _task_for(session: Session, principal: Principal, task_id: int, role: str) -> tuple[Task, Frame]:
+    found = repo.task_with_frame(session, task_id)
+    if found is None or (principal.project_id is not None and found[0].project_id != principal.project_id):
+        raise not_found("task", task_id)
+    require(principal, role, found[0].project_id)  # the task's foreign key vouches for the project
+    return found
+
+
+@router.post(
+    "/projects/{project_id}/queue/claim", response_model=ClaimPublic, responses=errors(401, 403, 404, 422)
+)
+def claim(
+    project_id: Id,
+    body: ClaimRequest,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    write_lock: WriteLockDep,
+) -> ClaimPublic:
+    """Lease up to ``limit`` open tasks to the caller for ``lease_seconds``; none is ever leased to two
+    callers at once. Expired leases go back to the pool first. Fewer (or no) tasks when the queue runs dry."""
+    if principal.project_id is not None and principal.project_id != project_id:
+        raise not_found("project", project_id)
+    require(principal, "annotator", project_id)
+    if body.limit > settings.claim_max:
+        raise ApiError(422, "limit_too_large", f"limit is at most {settings.claim_max}, got {body.limit}")
+    with write_lock:
+        leases = repo.claim_tasks(session, project_id, principal.key_id, body.limit, settings.lease_seconds)
+        session.commit()
+    if not leases:  # only an empty claim needs to tell an unknown project from an empty queue
+        project_for(session, principal, project_id, "annotator")
+    return ClaimPublic(
+        tasks=[
+            TaskPublic(
+                id=lease.id, project_id=project_id, frame_id=lease.frame_id, video_id=lease.video_id,
+                frame_index=lease.frame_index, state="leased", reason=lease.reason,
+                lease_expires_at=lease.lease_expires_at, image_url=f"/frames/{lease.frame_id}/image",
+            )
+            for lease in leases
+        ],
+        lease_seconds=settings.lease_seconds,
+    )
+
+
+@router.get("/projects/{project_id}/queue", response_model=QueuePublic, responses=AUTH_ERRORS)
+def queue_counts(project_id: Id, session: SessionDep, principal: PrincipalDep) -> QueuePublic:
+    """Task counts by state."""
+    project_for(session, principal, project_id, "viewer")
+    return QueuePublic(**repo.queue_counts(session, project_id))
+
+
+@router.get("/tasks/{task_id}", response_model=TaskDetail, responses=AUTH_ERRORS)
+def read_task(
+    task_id: Id,
+    session: SessionDep,
+    principal: PrincipalDep,
+    neighbours: int = Query(default=2, ge=0, le=20, description="Stored frames to list on each side."),
+) -> TaskDetail:
+    """A task: its frame's image URL, neighbouring frames, and the pre-annotation (propagated or
+    predicted masks as COCO RLE with confidence)."""
+    task, frame = _task_for(session, principal, task_id, "viewer")
+    pre = repo.frame_annotations(session, frame.id, ("propagated", "predicted"))
+    state = task.state
+    if state == "leased" and (task.lease_expires_at or 0) < time.time():
+        state = "open"
+    return TaskDetail(
+        id=task.id, project_id=task.project_id, frame_id=frame.id, video_id=frame.video_id,
+        frame_index=frame.frame_index, state=state, reason=task.reason,
+        lease_expires_at=task.lease_expires_at if state == "leased" else None,
+        image_url=f"/frames/{frame.id}/image", frame=frame_ref(frame),
+        neighbours=[frame_ref(f) for f in repo.neighbours(session, frame, neighbours)],
+        pre_annotation=[
+            MaskPublic(object_id=a.object_id, source=a.source, confidence=a.confidence, rle=a.rle) for a in pre
+        ],
+    )
+
+
+def _lease_problem(session: Session, task_id: Id, owner: int) -> ApiError:
+    session.rollback()
+    task = session.get(Task, task_id)
+    if task is None:
+        return not_found("task", task_id)
+    if task.state == "done":
+        return ApiError(409, "task_done", f"task {task_id} has been submitted already")
+    if task.state == "leased" and task.lease_owner == owner:
+        return ApiError(409, "lease_expired", f"your lease on task {task_id} expired; claim it again")
+    if task.state == "leased" and (task.lease_expires_at or 0) >= time.time():
+        return ApiError(409, "lease_not_held", f"task {task_id} is leased to another annotator")
+    return ApiError(409, "lease_not_held", f"you hold no lease on task {task_id}; claim it first")
+
+
+@router.post("/tasks/{task_id}/submit", response_model=SubmitPublic, responses=errors(401, 403, 404, 409, 422))
+def submit(
+    task_id: Id,
+    body: SubmitRequest,
+    session: SessionDep,
+    principal: PrincipalDep,
+    runner: RunnerDep,
+    write_lock: WriteLockDep,
+) -> SubmitPublic:
+    """Submit the masks of a leased task (COCO RLE, or one indexed PNG). The masks must have the
+    frame's size and distinct object ids 1..255; they are stored as ``human``. With ``propagate``,
+    a propagation job over the frame's video is queued (or the one already queued is returned)."""
+    task, frame = _task_for(session, principal, task_id, "annotator")
+    if body.label_png is not None and body.masks:
+        raise ApiError(422, "invalid_mask", "send either masks or label_png, not both")
+    if body.label_png is not None:
+        masks = png_masks(body.label_png, frame.height, frame.width)
+    else:
+        masks = check_masks(body.masks, frame.height, frame.width)
+    frame_id, video_id, project_id = frame.id, frame.video_id, task.project_id
+    # the write is one short transaction: the conditional UPDATE takes the write lock first
+    with write_lock:
+        if not repo.finish_task(session, task_id, principal.key_id, time.time()):
+            session.rollback()
+            raise _lease_problem(session, task_id, principal.key_id)
+        repo.store_human_masks(session, frame_id, masks)
+        session.commit()
+    job = None
+    if body.propagate and masks:
+        job = find_active_job(session, "propagate", project_id, video_id=video_id)
+        if job is None:
+            job = start_job(session, runner, "propagate", project_id, {"video_id": video_id}, principal.key_id)
+    return SubmitPublic(
+        task_id=task_id, frame_id=frame_id, masks=len(masks), propagate_job=job_public(job) if job else None
+    )
+
+
+@router.post("/tasks/{task_id}/release", response_model=TaskPublic, responses=errors(401, 403, 404, 409, 422))
+def release(task_id: Id, session: SessionDep, principal: PrincipalDep, write_lock: WriteLockDep) -> TaskPublic:
+    """Give a leased task back to the pool (the lease holder, or an admin for any lease)."""
+    task, frame = _task_for(session, principal, task_id, "annotator")
+    owner = None if principal.allows("admin", task.project_id) else principal.key_id
+    view = TaskPublic(
+        id=task.id, project_id=task.project_id, frame_id=frame.id, video_id=frame.video_id,
+        frame_index=frame.frame_index, state="open", reason=task.reason, lease_expires_at=None,
+        image_url=f"/frames/{frame.id}/image",
+    )
+    with write_lock:
+        released = repo.release_task(session, task_id, owner)
+        session.commit()
+    if not released:
+        raise _lease_problem(session, task_id, principal.key_id)
+    return view

@@ -1,0 +1,116 @@
+"""Videos: streamed uploads and server-side path registration (both answer 202 with an ingest job)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from api import repo
+from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep, WorkspaceDep
+from api.errors import ApiError
+from api.jobs import job_public, start_job
+from api.routes.common import AUTH_ERRORS, Id, errors, project_for
+from api.schemas import JobPublic, PathRegister, VideoPublic
+from api.uploads import check_video, display_name, receive_upload
+
+router = APIRouter(prefix="/projects/{project_id}/videos", tags=["videos"])
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "The video."}},
+                    "required": ["file"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    openapi_extra=UPLOAD_BODY,
+    responses=errors(400, 401, 403, 404, 413, 415, 422),
+)
+async def upload_video(
+    project_id: Id,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: PrincipalDep,
+    workspace: WorkspaceDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+) -> JobPublic:
+    """Upload a video (multipart ``file``); it is streamed to disk, checked by decoding, then ingested.
+
+    The answer is 202 with the ingest job; poll ``GET /jobs/{id}``. A file that is empty, larger
+    than ``upload_max_bytes`` or not a decodable video is refused with 4xx and nothing is stored.
+    """
+    await run_in_threadpool(project_for, session, principal, project_id, "admin")
+    relative = f"projects/{project_id}/uploads/{uuid.uuid4().hex}.upload"
+    dest = workspace.blobs.path(relative)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    name, size = await receive_upload(request, dest, settings.upload_max_bytes)
+    try:
+        await run_in_threadpool(check_video, dest, name)
+    except ApiError:
+        dest.unlink(missing_ok=True)
+        raise
+    params = {"path": relative, "upload": True, "filename": name, "size_bytes": size, "backbone": settings.backbone}
+    job = await run_in_threadpool(start_job, session, runner, "ingest", project_id, params, principal.key_id)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job_public(job)
+
+
+@router.post("/register", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 415, 422))
+def register_video(
+    project_id: Id,
+    body: PathRegister,
+    response: Response,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+) -> JobPublic:
+    """Ingest a video already on the server; its real path must lie under one of ``path_roots``."""
+    project_for(session, principal, project_id, "admin")
+    if not settings.path_roots:
+        raise ApiError(403, "paths_disabled", "this server registers no server-side paths (path_roots is empty)")
+    if "\x00" in body.path:
+        raise ApiError(422, "invalid_path", "the path contains a NUL byte")
+    real = Path(os.path.realpath(body.path))
+    roots = [Path(os.path.realpath(r)) for r in settings.path_roots]
+    if not any(real.is_relative_to(root) for root in roots):
+        raise ApiError(403, "path_not_allowed", "the path is not under any configured path root")
+    if not real.is_file():
+        raise ApiError(404, "not_found", "no such file under the path roots")
+    name = display_name(real.name)
+    check_video(real, name)
+    params = {"path": str(real), "upload": False, "filename": name, "backbone": settings.backbone}
+    job = start_job(session, runner, "ingest", project_id, params, principal.key_id)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job_public(job)
+
+
+@router.get("", response_model=list[VideoPublic], responses=AUTH_ERRORS)
+def list_videos(project_id: Id, session: SessionDep, principal: PrincipalDep) -> list[VideoPublic]:
+    """The project's videos."""
+    project_for(session, principal, project_id, "viewer")
+    return [
+        VideoPublic(
+            id=v.id, filename=v.filename, codec=v.codec, fps=v.fps, width=v.width, height=v.height,
+            duration=v.duration, frames=n, created_at=v.created_at,
+        )
+        for v, n in repo.project_videos(session, project_id)
+    ]

@@ -1,0 +1,278 @@
+"""Request (``XCreate``/``XRequest``) and response (``XPublic``) bodies, with OpenAPI examples."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RLE_EXAMPLE: dict[str, Any] = {"size": [4, 4], "counts": "52203"}
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: a stable ``code`` to branch on and a readable ``detail``."""
+
+    code: str = Field(examples=["not_found"])
+    detail: str = Field(examples=["no task with id 42"])
+
+
+class ProjectCreate(BaseModel):
+    """A new project."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "street-scenes"}]})
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
+
+
+class ProjectPublic(BaseModel):
+    """A project with its sizes."""
+
+    id: int
+    name: str
+    created_at: datetime
+    videos: int = 0
+    frames: int = 0
+
+
+class ProgressPublic(BaseModel):
+    """How far a job is: items ``done`` of ``total`` (``None`` when unknown) in ``stage``."""
+
+    stage: str | None = None
+    done: int = 0
+    total: int | None = None
+    fraction: float | None = Field(default=None, examples=[0.5])
+
+
+class JobPublic(BaseModel):
+    """A job: state, progress, timings, and its result or error."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7, "project_id": 1, "kind": "ingest", "state": "running",
+                    "progress": {"stage": "ingest", "done": 120, "total": 200, "fraction": 0.6},
+                    "params": {"filename": "bedroom.mp4"}, "result": None, "error": None,
+                    "created_at": "2025-01-01T12:00:00Z", "started_at": "2025-01-01T12:00:01Z",
+                    "finished_at": None, "queued_s": 1.0, "run_s": 2.5, "attempts": 1,
+                }
+            ]
+        }
+    )
+
+    id: int
+    project_id: int | None
+    kind: Literal["ingest", "embed", "select", "propagate"] | str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] | str
+    progress: ProgressPublic
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: ErrorPublic | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    queued_s: float | None = Field(default=None, description="Seconds between creation and start.")
+    run_s: float | None = Field(default=None, description="Seconds running (so far, if still running).")
+    attempts: int
+
+
+class VideoPublic(BaseModel):
+    """An ingested video."""
+
+    id: int
+    filename: str
+    codec: str
+    fps: float
+    width: int
+    height: int
+    duration: float
+    frames: int
+    created_at: datetime
+
+
+class PathRegister(BaseModel):
+    """A video already on the server, under one of the configured ``path_roots``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"path": "/data/videos/a.mp4"}]})
+
+    path: str = Field(min_length=1, max_length=4096)
+
+
+class SelectionCreate(BaseModel):
+    """Run a selector over the project's pool; the picks become tasks in the queue."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"strategy": "kcenter", "budget": 8, "params": {}}]},
+    )
+
+    strategy: str = Field(default="kcenter", min_length=1, max_length=100)
+    budget: int = Field(ge=1, le=100_000)
+    params: dict[str, Any] = Field(default_factory=dict, description="Selector constructor parameters.")
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    backbone: str | None = Field(default=None, max_length=100)
+
+
+class PickPublic(BaseModel):
+    """A picked frame with why it was picked."""
+
+    frame_id: int
+    rank: int
+    utility: float
+    reason: str
+    video_id: int
+    frame_index: int
+    timestamp: float
+    task_id: int | None
+
+
+class SelectionPublic(BaseModel):
+    """A stored selection and its picks in pick order."""
+
+    id: int
+    project_id: int
+    strategy: str
+    budget: int
+    params: dict[str, Any]
+    seed: int
+    backbone: str
+    created_at: datetime
+    picks: list[PickPublic]
+
+
+class EmbedRequest(BaseModel):
+    """Embed every frame of the project lacking an embedding under ``backbone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str | None = Field(default=None, max_length=100, examples=["classic"])
+
+
+class ClaimRequest(BaseModel):
+    """Lease up to ``limit`` open tasks."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"limit": 4}]})
+
+    limit: int = Field(default=1, ge=1, le=1000)
+
+
+class TaskPublic(BaseModel):
+    """A labelling task (one frame)."""
+
+    id: int
+    project_id: int
+    frame_id: int
+    video_id: int
+    frame_index: int
+    state: str
+    reason: str
+    lease_expires_at: float | None = Field(description="Unix seconds at which the caller's lease ends.")
+    image_url: str
+
+
+class ClaimPublic(BaseModel):
+    """Tasks leased to the caller by one claim (possibly fewer than asked, or none)."""
+
+    tasks: list[TaskPublic]
+    lease_seconds: float
+
+
+class Rle(BaseModel):
+    """A COCO run-length encoded mask: ``size`` is ``[height, width]``; ``counts`` compressed or not."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [RLE_EXAMPLE]})
+
+    size: list[int] = Field(min_length=2, max_length=2)
+    counts: str | list[int] = Field(max_length=10_000_000)
+
+
+class MaskIn(BaseModel):
+    """The mask of one object (``object_id`` 1..255, stable across the frames of a video)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"object_id": 1, "rle": RLE_EXAMPLE}]})
+
+    object_id: int = Field(ge=1, le=255)
+    rle: Rle
+
+
+class MaskPublic(BaseModel):
+    """A stored mask with its provenance."""
+
+    object_id: int
+    source: Literal["human", "propagated", "predicted"] | str
+    confidence: float
+    rle: dict[str, Any]
+
+
+class SubmitRequest(BaseModel):
+    """A labelled frame: ``masks`` as COCO RLE, or ``label_png`` (base64 indexed PNG, 0 = background).
+
+    An empty ``masks`` list with no PNG says the frame shows no object.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"masks": [{"object_id": 1, "rle": RLE_EXAMPLE}], "propagate": False}]},
+    )
+
+    masks: list[MaskIn] = Field(default_factory=list, max_length=255)
+    label_png: str | None = Field(default=None, max_length=50_000_000, description="Base64 of an indexed PNG.")
+    propagate: bool = Field(default=False, description="Start a propagation job over the frame's video.")
+
+
+class SubmitPublic(BaseModel):
+    """What a submission stored."""
+
+    task_id: int
+    frame_id: int
+    masks: int
+    propagate_job: JobPublic | None = None
+
+
+class FrameRef(BaseModel):
+    """A frame and where to get its image."""
+
+    id: int
+    video_id: int
+    frame_index: int
+    timestamp: float
+    width: int
+    height: int
+    image_url: str
+    thumb_url: str
+
+
+class TaskDetail(TaskPublic):
+    """A task with its frame, neighbouring frames and pre-annotation (propagated or predicted masks)."""
+
+    frame: FrameRef
+    neighbours: list[FrameRef]
+    pre_annotation: list[MaskPublic]
+
+
+class QueuePublic(BaseModel):
+    """Task counts by state; ``expired`` leases count as ``open`` when claimed."""
+
+    open: int
+    leased: int
+    expired: int
+    done: int
+    total: int
+
+
+class PropagateRequest(BaseModel):
+    """Propagate a video's human masks to its frames between keyframes (or all with ``scope=video``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"video_id": 1}]})
+
+    video_id: int = Field(ge=1, le=2**62)
+    propagator: str | None = Field(default=None, max_length=100, examples=["flow"])
+    scope: Literal["between", "video"] = "between"
+
+
+class FrameAnnotations(BaseModel):
+    """The masks stored on a frame."""
+
+    frame: FrameRef
+    masks: list[MaskPublic]

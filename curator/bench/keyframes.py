@@ -1,0 +1,263 @@
+"""``curator bench keyframes``: how good are the masks a propagator makes from B selected keyframes?
+
+For each DAVIS-layout sequence, each selection strategy and each budget ``B``, the strategy picks
+``B`` keyframes from a pool built from the sequence's frames, each keyframe gets its ground-truth
+masks (a simulated perfect annotator), the propagator fills in the other frames, and J, F and J&F
+(:mod:`curator.eval`) are scored over every frame of the sequence.
+
+Strategies come from the ``curator_selectors`` registry, so new selectors join the benchmark by name.
+The pool holds DINOv2 CLS embeddings when a backbone checkpoint is given (else the weight-free
+``classic`` embedder), timestamps ``frame_index / 24`` and one shot per sequence.
+
+Derived per-frame data (optical flow, patch features) is cached per sequence, so each sequence is
+embedded once across budgets and strategies. ``seconds`` in a row is the wall time of that
+propagation; the first propagation of each sequence pays for the cache, and its time per frame is
+reported as ``cold_seconds_per_frame`` (what one propagation of a fresh video costs).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curator.annotate.base import FrameSource, Keyframe, create_propagator
+from curator.annotate.masks import labels_to_masks
+from curator.bench.davis import DavisSequence, load_davis
+from curator.eval import score_sequence
+from curator.pool import Pool
+
+FPS = 24.0
+NEEDS_BACKBONE = ("feature", "flow+feature")
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the benchmark ran: platform, CPU count, torch threads, GPU (if any)."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gpu": gpu,
+    }
+
+
+def build_pool(frames: Sequence[np.ndarray], backbone: Any) -> Pool:
+    """A one-video, one-shot pool over ``frames`` embedded by ``backbone`` (timestamps ``i / 24``)."""
+    n = len(frames)
+    embeddings = np.concatenate([backbone.embed(list(frames[i : i + 16])) for i in range(0, n, 16)])
+    return Pool(
+        embeddings=embeddings.astype(np.float32),
+        frame_ids=np.arange(n, dtype=np.int64),
+        video_ids=np.zeros(n, dtype=np.int64),
+        timestamps=np.arange(n, dtype=np.float64) / FPS,
+        shot_ids=np.zeros(n, dtype=np.int64),
+        labeled=np.zeros(n, dtype=bool),
+    )
+
+
+def keyframes_from_gt(indices: Sequence[int], gt: Sequence[dict[int, np.ndarray]]) -> list[Keyframe]:
+    """Keyframes carrying their ground-truth masks; objects not visible on a keyframe are left out."""
+    keys = []
+    for i in sorted(int(i) for i in indices):
+        masks = {k: m for k, m in gt[i].items() if m.any()}
+        if masks:
+            keys.append(Keyframe(i, masks))
+    return keys
+
+
+def build_propagator(name: str, backbone: Any = None, **options: Any) -> Any:
+    """Create propagator ``name``, handing it the shared DINOv2 backbone when it uses one."""
+    if name in NEEDS_BACKBONE and backbone is not None:
+        options.setdefault("backbone", backbone)
+    return create_propagator(name, **{k: v for k, v in options.items() if v is not None})
+
+
+def run_sequence(
+    seq: DavisSequence,
+    propagator: Any,
+    strategies: Sequence[str],
+    budgets: Sequence[int],
+    pool_backbone: Any,
+    seed: int = 0,
+) -> tuple[list[dict[str, Any]], float]:
+    """Benchmark one sequence; returns its rows and the cold seconds per frame of its first run."""
+    from curator_selectors import create_selector
+
+    frames = seq.frames()
+    n = len(frames)
+    labels = [seq.labels(i) for i in range(n)]
+    objects = sorted({int(v) for lab in labels for v in np.unique(lab) if v != 0})
+    gt = [labels_to_masks(lab, objects) for lab in labels]
+    pool = build_pool(frames, pool_backbone)
+    source = FrameSource(frames, cache=True)
+    rows: list[dict[str, Any]] = []
+    cold = float("nan")
+    for strategy in strategies:
+        selector = create_selector(strategy)
+        for budget in budgets:
+            selection = selector.select(pool, int(budget), np.random.default_rng(seed))
+            picked = sorted(int(pool.frame_ids[i]) for i in selection.indices)
+            keys = keyframes_from_gt(picked, gt)
+            start = time.perf_counter()
+            if keys:
+                predictions = [f.masks for f in propagator.propagate(source, keys)]
+            else:  # nothing visible on any keyframe: the user gets empty masks
+                predictions = [{k: np.zeros_like(m) for k, m in g.items()} for g in gt]
+            seconds = time.perf_counter() - start
+            if np.isnan(cold):
+                cold = seconds / n
+            score = score_sequence(zip(predictions, gt, strict=True))
+            rows.append(
+                {
+                    "sequence": seq.name,
+                    "strategy": strategy,
+                    "budget": int(budget),
+                    "keyframes": picked,
+                    "frames": n,
+                    "J": score.J,
+                    "F": score.F,
+                    "JF": score.JF,
+                    "seconds": seconds,
+                }
+            )
+    return rows, cold
+
+
+def summarise(rows: Sequence[dict[str, Any]], metric: str = "JF") -> dict[str, dict[str, float]]:
+    """``{strategy: {budget: mean metric over sequences}}`` (budgets as strings, JSON keys)."""
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        out.setdefault(row["strategy"], {}).setdefault(str(row["budget"]), 0.0)
+    for strategy, per_budget in out.items():
+        for budget in per_budget:
+            values = [r[metric] for r in rows if r["strategy"] == strategy and str(r["budget"]) == budget]
+            per_budget[budget] = float(np.mean(values))
+    return out
+
+
+def run_keyframe_bench(
+    davis: str | Path,
+    budgets: Sequence[int],
+    strategies: Sequence[str],
+    propagator: str,
+    checkpoint: str | Path | None = None,
+    sequences: Sequence[str] | None = None,
+    propagator_options: dict[str, Any] | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the keyframe benchmark and return the report (see the module docstring).
+
+    Args:
+        davis: DAVIS-layout folder.
+        budgets: Keyframe budgets, for example ``[1, 2, 4, 8]``.
+        strategies: Selector names from the ``curator_selectors`` registry.
+        propagator: Propagator name.
+        checkpoint: DINOv2 weights for the pool embeddings and the feature-based propagators.
+        sequences: Sequence names to run (default all).
+        propagator_options: Extra propagator settings (SAM 2 config and checkpoint, ...).
+        seed: Seed of the selectors' random generator.
+        log: Called with a line per sequence.
+
+    Returns:
+        ``{"rows": [...], "summary": {strategy: {budget: mean J&F}}, "summary_J", "summary_F",
+        "propagator", "backbone", "machine", ...}``.
+
+    Raises:
+        ValueError: With no budgets or strategies, or a negative budget.
+    """
+    from curator.embed import create_backbone
+    from curator_selectors import list_selectors
+
+    if not budgets or not strategies:
+        raise ValueError("give at least one budget and one strategy")
+    if any(int(b) < 0 for b in budgets):
+        raise ValueError(f"budgets must be non-negative, got {list(budgets)}")
+    unknown = sorted(set(strategies) - set(list_selectors()))
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; valid: {list_selectors()}")
+    seqs = load_davis(davis, sequences=sequences)
+    if not seqs:
+        raise ValueError(f"no sequences found in {davis}")
+    if checkpoint:
+        backbone = create_backbone("dinov2_vits14", checkpoint=checkpoint, device="auto").backbone
+        backbone_name = "dinov2_vits14"
+    else:
+        backbone = create_backbone("classic").backbone
+        backbone_name = "classic"
+    options = dict(propagator_options or {})
+    if propagator in NEEDS_BACKBONE and not checkpoint:
+        options.setdefault("checkpoint", None)  # the propagator resolves its own weights (env or hub)
+    prop = build_propagator(propagator, backbone if checkpoint else None, **options)
+    rows: list[dict[str, Any]] = []
+    colds: list[float] = []
+    for seq in seqs:
+        seq_rows, cold = run_sequence(seq, prop, strategies, budgets, backbone, seed)
+        rows.extend(seq_rows)
+        colds.append(cold)
+        if log is not None:
+            scores = ", ".join(f"{r['strategy']}@{r['budget']}={r['JF']:.3f}" for r in seq_rows)
+            log(f"{seq.name} ({len(seq)} frames, {cold:.3f} s/frame cold): {scores}")
+    total_frames = sum(r["frames"] for r in rows)
+    return {
+        "benchmark": "keyframes",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "davis": str(davis),
+        "sequences": [s.name for s in seqs],
+        "budgets": [int(b) for b in budgets],
+        "strategies": list(strategies),
+        "propagator": propagator,
+        "propagator_options": {k: str(v) for k, v in options.items() if k != "backbone"},
+        "backbone": backbone_name,
+        "backbone_checkpoint": str(checkpoint) if checkpoint else None,
+        "machine": machine_info(),
+        "seconds_per_frame": float(sum(r["seconds"] for r in rows) / max(total_frames, 1)),
+        "cold_seconds_per_frame": float(np.mean(colds)),
+        "summary": summarise(rows, "JF"),
+        "summary_J": summarise(rows, "J"),
+        "summary_F": summarise(rows, "F"),
+        "rows": rows,
+    }
+
+
+def plot_report(report: dict[str, Any], path: str | Path) -> None:
+    """Plot mean J&F against the keyframe budget, one line per strategy, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for strategy, per_budget in report["summary"].items():
+        budgets = sorted(per_budget, key=int)
+        ax.plot([int(b) for b in budgets], [per_budget[b] for b in budgets], marker="o", label=strategy)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("keyframes per sequence")
+    ax.set_ylabel("mean J&F")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{report['propagator']} on {len(report['sequences'])} sequences")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text table of mean J&F per strategy and budget."""
+    budgets = [str(b) for b in report["budgets"]]
+    lines = ["strategy".ljust(12) + "".join(f"B={b}".rjust(8) for b in budgets)]
+    for strategy, per_budget in report["summary"].items():
+        lines.append(strategy.ljust(12) + "".join(f"{per_budget[b]:8.3f}" for b in budgets))
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""Job table helpers: create, read, cancel, retry, and recover after a restart.
+
+Every state change is one conditional ``UPDATE`` so two threads (or a runner and a request) never
+move a job out of a state the other has already left.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from curator.store.models import utcnow
+from curator.store.service_models import JOB_FINAL_STATES, Job
+from curator.workspace import Workspace
+
+INTERRUPTED_MESSAGE = "the server stopped while this job was running; retry it with POST /jobs/{id}/retry"
+
+
+def create_job(
+    session: Session,
+    kind: str,
+    *,
+    project_id: int | None = None,
+    params: dict[str, Any] | None = None,
+    created_by: int | None = None,
+) -> Job:
+    """Insert a ``queued`` job and flush it so it has an id (commit before submitting it to a runner)."""
+    job = Job(kind=kind, project_id=project_id, params=params or {}, created_by=created_by, state="queued")
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job | None:
+    """The job with ``job_id``, or ``None``."""
+    return session.get(Job, job_id)
+
+
+def find_active_job(session: Session, kind: str, project_id: int, **params: Any) -> Job | None:
+    """A ``queued`` job of ``kind`` on ``project_id`` whose params include ``params`` (for de-duplication)."""
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.kind == kind, Job.project_id == project_id, Job.state == "queued")
+        .order_by(Job.id)
+    )
+    for job in jobs:
+        if all(job.params.get(k) == v for k, v in params.items()):
+            return job
+    return None
+
+
+def mark_running(session: Session, job_id: int) -> bool:
+    """Move a job from ``queued`` to ``running``; False if it is not queued (cancelled meanwhile)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == "queued")
+        .values(state="running", started_at=utcnow(), finished_at=None, attempts=Job.attempts + 1)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_finished(
+    session: Session,
+    job_id: int,
+    state: str,
+    *,
+    result: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error: str | None = None,
+) -> bool:
+    """Move a running job to a final state; False if it was not running."""
+    if state not in JOB_FINAL_STATES:
+        raise ValueError(f"state must be one of {JOB_FINAL_STATES}, got {state!r}")
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == "running")
+        .values(state=state, result=result, error_code=error_code, error=error, finished_at=utcnow())
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def request_cancel(session: Session, job_id: int) -> str | None:
+    """Cancel a queued job at once, or flag a running one; returns the job's state after, or None.
+
+    A job already in a final state is left as it is.
+    """
+    queued = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == "queued")
+        .values(
+            state="cancelled",
+            cancel_requested=True,
+            finished_at=utcnow(),
+            error_code="cancelled",
+            error="cancelled before it started",
+        )
+    )
+    if not queued.rowcount:  # type: ignore[attr-defined]
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.state == "running").values(cancel_requested=True)
+        )
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    session.refresh(job)
+    return job.state
+
+
+def retry_job(session: Session, job_id: int) -> bool:
+    """Put a failed, cancelled or interrupted job back in the queue; False if it is in another state."""
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(("failed", "cancelled", "interrupted")))
+        .values(
+            state="queued",
+            cancel_requested=False,
+            error_code=None,
+            error=None,
+            result=None,
+            progress_done=0,
+            progress_total=None,
+            stage=None,
+            started_at=None,
+            finished_at=None,
+        )
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def recover_jobs(workspace: Workspace) -> tuple[list[int], list[int]]:
+    """After a restart: mark ``running`` jobs ``interrupted`` and list the ``queued`` ones.
+
+    Only one server process may own a database's jobs; call this before its runner starts.
+
+    Returns:
+        ``(interrupted job ids, queued job ids)``; the queued ones should be submitted again.
+    """
+    with workspace.db.session() as session:
+        running = list(session.scalars(select(Job.id).where(Job.state == "running")))
+        if running:
+            for job_id in running:
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == "running")
+                    .values(
+                        state="interrupted",
+                        error_code="interrupted",
+                        error=INTERRUPTED_MESSAGE.replace("{id}", str(job_id)),
+                        finished_at=utcnow(),
+                    )
+                )
+        queued = list(session.scalars(select(Job.id).where(Job.state == "queued").order_by(Job.id)))
+    return running, queued

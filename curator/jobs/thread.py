@@ -1,0 +1,154 @@
+"""The local job runner: worker threads pulling job ids from an in-process queue.
+
+The database row is the source of truth: a job id in the queue whose row is no longer ``queued``
+(cancelled meanwhile) is skipped, and jobs still ``queued`` when the process stops are picked up
+again by the next runner's :meth:`ThreadJobRunner.start` (see :func:`curator.jobs.store.recover_jobs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import traceback
+from typing import Any
+
+from curator.jobs.base import HandlerMap, JobContext, JobFailed
+from curator.jobs.store import mark_finished, mark_running, recover_jobs
+from curator.progress import Cancelled
+from curator.store.service_models import Job
+from curator.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    # propagators raise their own PropagationCancelled; match by name to keep this module free of them
+    return isinstance(exc, Cancelled) or type(exc).__name__.endswith("Cancelled")
+
+
+class ThreadJobRunner:
+    """Runs jobs on ``workers`` local threads.
+
+    Args:
+        workspace: Database and blobs the handlers use.
+        handlers: Handler per job kind.
+        workers: Number of worker threads.
+    """
+
+    def __init__(self, workspace: Workspace, handlers: HandlerMap, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workspace = workspace
+        self.handlers = dict(handlers)
+        self.workers = workers
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._running: dict[int, JobContext] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+
+    def start(self) -> None:
+        """Mark jobs left ``running`` by a previous process ``interrupted``, queue the ``queued`` ones."""
+        interrupted, queued = recover_jobs(self.workspace)
+        if interrupted:
+            log.warning("marked %d jobs interrupted after a restart: %s", len(interrupted), interrupted)
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"curator-job-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for job_id in queued:
+            self.submit(job_id)
+
+    def submit(self, job_id: int) -> None:
+        """Queue a job id (its row must be committed in state ``queued``)."""
+        with self._lock:
+            self._pending += 1
+        self._queue.put(job_id)
+
+    def cancel(self, job_id: int) -> None:
+        """Signal a running job to stop (the row's ``cancel_requested`` is set by the caller)."""
+        with self._lock:
+            context = self._running.get(job_id)
+        if context is not None:
+            context.cancel_event.set()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is queued or running; False on timeout. Meant for tests and scripts."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the workers; running jobs are asked to stop and recorded as ``interrupted``."""
+        self._stopping.set()
+        with self._lock:
+            for context in self._running.values():
+                context.cancel_event.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join(timeout=30)
+        self._threads.clear()
+
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            try:
+                if not self._stopping.is_set():
+                    self._run(job_id)
+            except Exception:  # never let a worker thread die: the job row records the failure
+                log.exception("job %s: runner error", job_id)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _run(self, job_id: int) -> None:
+        with self.workspace.db.session() as session:
+            if not mark_running(session, job_id):
+                return
+            job = session.get(Job, job_id)
+            assert job is not None
+            context = JobContext(self.workspace, job.id, job.kind, job.project_id, dict(job.params or {}))
+            cancel_requested = job.cancel_requested
+        if cancel_requested:
+            context.cancel_event.set()
+        handler = self.handlers.get(context.kind)
+        with self._lock:
+            self._running[job_id] = context
+        state, result, code, error = "succeeded", None, None, None
+        try:
+            if handler is None:
+                raise JobFailed("unknown_job_kind", f"no handler for job kind {context.kind!r}")
+            result = handler(context)
+        except JobFailed as exc:
+            state, code, error = "failed", exc.code, exc.message
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                if self._stopping.is_set():
+                    state, code, error = "interrupted", "interrupted", "the server stopped while this job ran"
+                else:
+                    state, code, error = "cancelled", "cancelled", "cancelled on request"
+            else:
+                log.error("job %s (%s) failed:\n%s", job_id, context.kind, traceback.format_exc())
+                state, code, error = "failed", "internal_error", f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, Exception):
+                    raise
+        finally:
+            with self._lock:
+                self._running.pop(job_id, None)
+        with self.workspace.db.session() as session:
+            mark_finished(session, job_id, state, result=_jsonable(result), error_code=code, error=error)
+
+
+def _jsonable(result: Any) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    if not isinstance(result, dict):
+        return {"value": result}
+    return result

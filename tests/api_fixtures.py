@@ -1,0 +1,145 @@
+"""Helpers for the API tests: settings in a temp folder, keys, synthetic frames, a live server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import uvicorn
+from fastapi import FastAPI
+
+from api.auth import create_key
+from curator.annotate.masks import encode_rle
+from curator.config import Settings, load_settings
+from curator.store.models import Frame, Project, Video
+from curator.workspace import Workspace
+
+VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "videos"
+BEDROOM = (VIDEOS / "bedroom.mp4").resolve()
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Fast settings for tests: classic backbone, small frames, home under ``tmp_path``."""
+    values: dict[str, Any] = {
+        "home": tmp_path / "home", "backbone": "classic", "max_side": 320, "device": "cpu",
+    }
+    values.update(overrides)
+    return load_settings(None, **values)
+
+
+def auth(key: str) -> dict[str, str]:
+    """The Authorization header for ``key``."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+def new_key(workspace: Workspace, role: str = "admin", project_id: int | None = None) -> str:
+    """Create an API key and return its secret."""
+    with workspace.db.session() as session:
+        _, secret = create_key(session, role, project_id)
+    return secret
+
+
+def seed_frames(
+    workspace: Workspace, name: str, n_frames: int, size: tuple[int, int] = (24, 32), videos: int = 1
+) -> tuple[int, list[int]]:
+    """A project with synthetic videos and frames (one shared JPEG blob), no tasks. Returns ids."""
+    height, width = size
+    blob = "synthetic/frame.jpg"
+    ok, buf = cv2.imencode(".jpg", np.full((height, width, 3), 128, np.uint8))
+    assert ok
+    workspace.blobs.write_bytes_atomic(blob, buf.tobytes())
+    frame_ids: list[int] = []
+    with workspace.db.session() as session:
+        project = Project(name=name)
+        session.add(project)
+        session.flush()
+        per_video = -(-n_frames // videos)
+        for v in range(videos):
+            video = Video(
+                project_id=project.id, filename=f"synthetic{v}.mp4", source_path="", content_hash=f"{name}-{v}",
+                size_bytes=0, codec="none", fps=25.0, width=width, height=height, duration=per_video / 25,
+                decoded_frames=per_video, sample_fps=0.0, sample_stride=1,
+            )
+            session.add(video)
+            session.flush()
+            count = min(per_video, n_frames - v * per_video)
+            frames = [
+                Frame(video_id=video.id, shot_id=None, frame_index=i, timestamp=i / 25, width=width, height=height,
+                      content_hash=f"{name}-{v}-{i}", blob_path=blob)
+                for i in range(count)
+            ]
+            session.add_all(frames)
+            session.flush()
+            frame_ids.extend(f.id for f in frames)
+        return project.id, frame_ids
+
+
+def seed_tasks(workspace: Workspace, name: str, n_tasks: int, size: tuple[int, int] = (24, 32)) -> int:
+    """A project with ``n_tasks`` open tasks on synthetic frames; returns the project id."""
+    from api import repo
+
+    project_id, frame_ids = seed_frames(workspace, name, n_tasks, size)
+    with workspace.db.session() as session:
+        repo.create_tasks(session, project_id, None, [(f, "test") for f in frame_ids])
+    return project_id
+
+
+def box_rle(height: int, width: int, top: int = 2, left: int = 3, h: int = 8, w: int = 10) -> dict[str, Any]:
+    """COCO RLE of a filled rectangle on an ``height x width`` frame."""
+    mask = np.zeros((height, width), bool)
+    mask[top : top + h, left : left + w] = True
+    return encode_rle(mask)
+
+
+def wait_job(client: Any, job_id: int, headers: dict[str, str], timeout: float = 60.0) -> dict[str, Any]:
+    """Poll ``GET /jobs/{id}`` until the job reaches a final state; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/jobs/{job_id}", headers=headers).json()
+        if job["state"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job['state']} after {timeout}s: {job}")
+        time.sleep(0.05)
+
+
+class LiveServer:
+    """Runs an app under uvicorn on a free loopback port in a thread (real HTTP, real concurrency).
+
+    Args:
+        app: The application.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+    def client(self, key: str) -> httpx.Client:
+        """A keep-alive HTTP client with ``key``."""
+        return httpx.Client(base_url=self.url, headers=auth(key), timeout=30)

@@ -1,0 +1,107 @@
+"""Durability: kill -9 the server during a burst of submissions, restart it, and every submission
+that got a 2xx is there; SQLite's integrity check says ``ok``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from curator.workspace import Workspace
+from tests.api_fixtures import box_rle, make_settings, new_key, seed_tasks
+
+H, W = 24, 32
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _start(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "CURATOR_HOME": str(home), "CURATOR_BACKBONE": "classic"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "curator", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+def test_kill_9_during_submissions_loses_no_acknowledged_label(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    workspace = Workspace(settings)
+    pid = seed_tasks(workspace, "durable", 2000, (H, W))
+    keys = [new_key(workspace, "annotator", pid) for _ in range(4)]
+    admin = new_key(workspace, "admin")
+    workspace.close()
+
+    server, url = _start(settings.home)
+    acknowledged: list[tuple[int, int]] = []  # (task id, frame id) of 2xx submissions
+    lock = threading.Lock()
+    stop = threading.Event()
+    body = {"masks": [{"object_id": 1, "rle": box_rle(H, W)}]}
+
+    def annotate(key: str) -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=5) as http:
+            while not stop.is_set():
+                try:
+                    tasks = http.post(f"/projects/{pid}/queue/claim", json={"limit": 2}).json()["tasks"]
+                    for task in tasks:
+                        if http.post(f"/tasks/{task['id']}/submit", json=body).status_code == 200:
+                            with lock:
+                                acknowledged.append((task["id"], task["frame_id"]))
+                except (httpx.HTTPError, ValueError, KeyError):
+                    return
+
+    threads = [threading.Thread(target=annotate, args=(k,)) for k in keys]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < 150 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(server.pid, signal.SIGKILL)  # mid-burst: requests are in flight
+    server.wait()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(acknowledged) >= 150
+
+    db = settings.home / "curator.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    server, url = _start(settings.home)
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as http:
+            counts = http.get(f"/projects/{pid}/queue").json()
+            assert counts["done"] >= len(acknowledged)
+            for task_id, frame_id in acknowledged:
+                masks = http.get(f"/frames/{frame_id}/annotations").json()["masks"]
+                assert [m["source"] for m in masks] == ["human"], task_id
+            coco = http.get(f"/projects/{pid}/export?format=coco").json()
+            assert {a["image_id"] for a in coco["annotations"]} >= {f for _, f in acknowledged}
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
