@@ -66,14 +66,34 @@ class FlowField:
             cache[key] = out
         return out
 
-    def sampling_maps(self, frames: FrameSource, target: int, source: int) -> tuple[np.ndarray, np.ndarray]:
-        """Full-resolution ``(map_x, map_y)`` that pull ``source`` pixels onto ``target``."""
+    def _full(self, frames: FrameSource, target: int, source: int) -> np.ndarray:
         height, width = frames.size
         flow = self.flow(frames, target, source).astype(np.float32)
         if flow.shape[:2] != (height, width):
             flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) / self.scale
+        return flow
+
+    def sampling_maps(self, frames: FrameSource, target: int, source: int) -> tuple[np.ndarray, np.ndarray]:
+        """Full-resolution ``(map_x, map_y)`` that pull ``source`` pixels onto ``target``."""
+        height, width = frames.size
+        flow = self._full(frames, target, source)
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         return grid_x + flow[..., 0], grid_y + flow[..., 1]
+
+    def visible(
+        self, frames: FrameSource, target: int, source: int, maps: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """Pixels of ``target`` whose flow passes the forward-backward check (Sundaram et al., 2010).
+
+        A pixel whose backward flow and the forward flow at its match do not cancel, within
+        ``|w_b + w_f|^2 < 0.01 (|w_b|^2 + |w_f|^2) + 0.5``, was not visible in ``source``: typically
+        background uncovered behind a moving object, which a plain warp would fill with the object.
+        """
+        backward = self._full(frames, target, source)
+        forward = cv2.remap(self._full(frames, source, target), maps[0], maps[1], cv2.INTER_LINEAR)
+        total = backward + forward
+        bound = 0.01 * ((backward**2).sum(-1) + (forward**2).sum(-1)) + 0.5
+        return np.asarray((total**2).sum(-1) < bound)
 
 
 def warp(prob: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -103,13 +123,16 @@ class FlowPropagator(BidirectionalPropagator):
         preset: DIS preset.
         scale: Resolution factor for computing flow.
         sharpen_gain: Gain of the logistic sharpening after each warp (0 disables it).
+        occlusion_check: Give pixels that fail the forward-backward flow check to the background
+            (they were hidden in the previous frame, usually uncovered background).
     """
 
     name: ClassVar[str] = "flow"
     method: str = "dis"
     preset: str = "medium"
-    scale: float = 0.5
+    scale: float = 1.0
     sharpen_gain: float = 12.0
+    occlusion_check: bool = True
 
     def __post_init__(self) -> None:
         self.field = FlowField(self.method, self.preset, self.scale)
@@ -123,5 +146,8 @@ class FlowPropagator(BidirectionalPropagator):
         for t in order:
             maps = self.field.sampling_maps(frames, t, previous)
             probs = {k: sharpen(warp(p, maps), self.sharpen_gain) for k, p in probs.items()}
+            if self.occlusion_check:
+                seen = self.field.visible(frames, t, previous, maps)
+                probs = {k: np.where(seen, p, 0.0).astype(np.float32) for k, p in probs.items()}
             previous = t
             yield t, probs

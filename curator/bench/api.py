@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Table
 
 from curator.config import load_settings
 from curator.store.models import Frame, Project, Video, utcnow
@@ -53,6 +54,7 @@ def _seed(workspace: Workspace, tasks: int, clients: int, create_key: KeyFactory
         session.add(video)
         session.flush()
         frame_table, task_table = Frame.__table__, Task.__table__
+        assert isinstance(frame_table, Table) and isinstance(task_table, Table)
         for start in range(0, tasks, 5000):
             count = min(5000, tasks - start)
             session.execute(

@@ -50,6 +50,29 @@ def _nearest_seed(x: np.ndarray, seeds: np.ndarray, block: int) -> tuple[np.ndar
         return nearest, dist
 
 
+_STATS: list = []
+
+
+def _assign_cells(x: np.ndarray, refs: np.ndarray, rank: int, block: int) -> np.ndarray:
+    """Index into ``refs`` of each row's nearest reference, searched in a rank-``rank`` PCA projection.
+
+    Cells only need to be compact, not exact Voronoi cells (the pruning uses exact distances to the
+    reference), so a cheap low-rank search is enough.
+    """
+    if rank < x.shape[1]:
+        sample = x[:: max(1, len(x) // 20000)].astype(np.float64)
+        sample -= sample.mean(axis=0)
+        _, vecs = np.linalg.eigh(sample.T @ sample)
+        basis = np.ascontiguousarray(vecs[:, ::-1][:, :rank], dtype=np.float32)
+        z = np.empty((len(x), basis.shape[1]), dtype=np.float32)
+        for s in range(0, len(x), block):
+            z[s : s + block] = x[s : s + block] @ basis
+    else:
+        z = x
+    nearest, _ = _nearest_seed(z, refs, block)
+    return nearest
+
+
 def kcenter_greedy(
     x: np.ndarray,
     budget: int,
@@ -59,6 +82,7 @@ def kcenter_greedy(
     groups: int | None = None,
     exact_below: int = 4096,
     slack: float = 1e-3,
+    assign_rank: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact greedy k-center (farthest-first traversal) that skips groups a new centre cannot reach.
 
@@ -78,6 +102,7 @@ def kcenter_greedy(
         groups: Number of cells (default ``2 * sqrt(n)``, between 16 and 2048).
         exact_below: Pools smaller than this use plain full passes.
         slack: Relative slack on the pruning bound so float32 rounding never skips a cell.
+        assign_rank: PCA rank of the projection used to build the cells.
 
     Returns:
         ``(picks, utilities)``: indices in pick order and each pick's L2 distance to its nearest
@@ -92,15 +117,23 @@ def kcenter_greedy(
     if n >= exact_below:
         g = groups or int(np.clip(2 * np.sqrt(n), 16, 2048))
         refs = np.linspace(0, n - 1, g).astype(np.int64)
-        cell, _ = _nearest_seed(x, refs, block_size)
-        order = np.argsort(cell, kind="stable")
+        cell = _assign_cells(x, refs, assign_rank, block_size)
+        # distance of every row to its cell's reference point, full dimension
+        to_ref = np.empty(n, dtype=np.float32)
+        for s in range(0, n, block_size):
+            diff = x[s : s + block_size] - x[refs[cell[s : s + block_size]]]
+            to_ref[s : s + block_size] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        # rows grouped by cell, each cell sorted by distance to its reference, farthest first
+        order = np.lexsort((-to_ref, cell))
         bounds = np.searchsorted(cell[order], np.arange(g + 1))
         xs = x[order]
+        ref_dist = to_ref[order]
     else:
         g = 1
         order = np.arange(n)
         bounds = np.array([0, n])
         xs = x
+        ref_dist = np.zeros(n, dtype=np.float32)
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     sq = np.einsum("ij,ij->i", xs, xs)
@@ -112,15 +145,14 @@ def kcenter_greedy(
             out[s - lo : e - lo] = np.maximum(sq[s:e] + c_sq - 2.0 * (xs[s:e] @ c), 0.0)
         return out
 
-    # cell reference points and radii (in the permuted layout)
     if g > 1:
         ref_vecs = x[refs]
         ref_sq = np.einsum("ij,ij->i", ref_vecs, ref_vecs)
-        radius = np.zeros(g, dtype=np.float64)
-        for a in range(g):
-            lo, hi = bounds[a], bounds[a + 1]
-            if hi > lo:
-                radius[a] = float(np.sqrt(sq_dist(lo, hi, ref_vecs[a], float(ref_sq[a])).max()))
+        radius = np.array(
+            [float(ref_dist[bounds[a]]) if bounds[a + 1] > bounds[a] else 0.0 for a in range(g)], dtype=np.float64
+        )
+        # negated, ascending, per cell: searchsorted finds the window of rows near a given distance
+        neg_ref = -ref_dist
     d2 = np.full(n, np.inf, dtype=np.float32)
     start = 0
     if len(seeds):
@@ -140,27 +172,52 @@ def kcenter_greedy(
         [d2[bounds[a] : bounds[a + 1]].max() if bounds[a + 1] > bounds[a] else -np.inf for a in range(g)],
         dtype=np.float64,
     )
-    for i in range(start, budget):
+    if g > 1:
+        # one globally sorted key per row (cell, then negated distance to the cell's reference), so the
+        # window of every visited cell comes out of a single searchsorted call
+        spread = float(ref_dist.max(initial=0.0)) * 4.0 + 4.0
+        key = np.repeat(np.arange(g, dtype=np.float64) * spread, np.diff(bounds)) - ref_dist.astype(np.float64)
+    i = start
+    while i < budget:
         a_best = int(np.argmax(cell_max))
-        lo, hi = bounds[a_best], bounds[a_best + 1]
-        jl = lo + int(np.argmax(d2[lo:hi]))
+        lo, hi = int(bounds[a_best]), int(bounds[a_best + 1])
+        within = int(np.argmax(d2[lo:hi]))
+        if float(d2[lo + within]) < cell_max[a_best]:  # the cell's maximum was stale (it only falls)
+            cell_max[a_best] = float(d2[lo + within])
+            continue
+        jl = lo + within
         picks[i] = order[jl]
         utilities[i] = float(np.sqrt(max(float(d2[jl]), 0.0)))
+        i += 1
         d2[jl] = -np.inf
         cell_max[a_best] = float(d2[lo:hi].max())
         c = xs[jl]
         c_sq = float(sq[jl])
-        if g > 1:
-            dc = np.sqrt(np.maximum(ref_sq + c_sq - 2.0 * (ref_vecs @ c), 0.0))
-            reach = np.sqrt(np.maximum(cell_max, 0.0)) * (1.0 + slack) + slack
-            visit = np.flatnonzero((cell_max > 0) & (dc - radius < reach))
-        else:
-            visit = np.array([0]) if cell_max[0] > 0 else np.zeros(0, dtype=np.int64)
-        for a in visit.tolist():
-            lo, hi = int(bounds[a]), int(bounds[a + 1])
-            block = d2[lo:hi]
-            np.minimum(block, sq_dist(lo, hi, c, c_sq), out=block)
-            cell_max[a] = float(block.max())
+        if g == 1:
+            np.minimum(d2, sq_dist(0, n, c, c_sq), out=d2)
+            cell_max[0] = float(d2.max())
+            continue
+        dc = np.sqrt(np.maximum(ref_sq + c_sq - 2.0 * (ref_vecs @ c), 0.0))
+        reach = np.sqrt(np.maximum(cell_max, 0.0)) * (1.0 + slack) + slack
+        visit = np.flatnonzero((cell_max > 0) & (dc - radius < reach))
+        if len(visit) == 0:
+            continue
+        # rows whose | ||x - m|| - ||c - m|| | < reach are the only ones that can get closer to c
+        base = visit * spread
+        los = np.searchsorted(key, base - (dc[visit] + reach[visit]), side="left")
+        his = np.searchsorted(key, base - (dc[visit] - reach[visit]), side="right")
+        los = np.maximum(los, bounds[visit])
+        his = np.minimum(his, bounds[visit + 1])
+        lengths = np.maximum(his - los, 0)
+        total = int(lengths.sum())
+        if total == 0:
+            continue
+        offsets = np.cumsum(lengths) - lengths
+        rows = np.repeat(los - offsets, lengths) + np.arange(total)
+        _STATS.append((total, len(visit)))
+        new = np.maximum(sq[rows] + c_sq - 2.0 * (xs[rows] @ c), 0.0)
+        d2[rows] = np.minimum(d2[rows], new)
+        # cell maxima of visited cells are now upper bounds; the loop above refreshes them lazily
     return picks, utilities
 
 

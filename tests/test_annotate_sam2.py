@@ -1,0 +1,141 @@
+"""SAM 2 for real, with random weights at ``++model.image_size=256`` on short synthetic clips.
+
+Random weights make the masks meaningless, so these tests check the plumbing: shapes, both
+directions, several objects, RLE, that windowed and pruned propagation equals one pass, that memory
+stays flat as the clip grows, and the pre-annotation entry points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curator.annotate import Keyframe, create_propagator, decode_rle
+from curator.annotate.sam2_backend import SAM2Annotator, SAM2Propagator, SAM2WeightsError, WindowedFrames
+
+H, W = 64, 96
+# A small memory (3 mask memories, 4 object pointers) so a few frames already exercise pruning.
+SMALL_MEMORY = ("++model.num_maskmem=3", "++model.max_obj_ptrs_in_encoder=4")
+
+
+def clip(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    background = (rng.random((H, W, 3)) * 255).astype(np.uint8)
+    frames = []
+    for i in range(n):
+        frame = background.copy()
+        frame[10:30, 5 + 2 * i : 25 + 2 * i] = (255, 0, 0)
+        frame[35:60, 60 - 2 * i : 85 - 2 * i] = (0, 255, 0)
+        frames.append(frame)
+    return frames
+
+
+def masks(i: int) -> dict[int, np.ndarray]:
+    a = np.zeros((H, W), bool)
+    a[10:30, 5 + 2 * i : 25 + 2 * i] = True
+    b = np.zeros((H, W), bool)
+    b[35:60, 60 - 2 * i : 85 - 2 * i] = True
+    return {1: a, 2: b}
+
+
+def sam2(**kwargs: object) -> SAM2Propagator:
+    prop = create_propagator(
+        "sam2", random_weights=True, image_size=256, device="cpu", hydra_overrides=SMALL_MEMORY, **kwargs
+    )
+    assert isinstance(prop, SAM2Propagator)
+    return prop
+
+
+@pytest.fixture(scope="module")
+def windowed_run() -> tuple[SAM2Propagator, list]:
+    prop = sam2(window=2)
+    frames = list(prop.propagate(clip(7), [Keyframe(0, masks(0)), Keyframe(6, masks(6))]))
+    return prop, frames
+
+
+def test_needs_weights_unless_told() -> None:
+    with pytest.raises(SAM2WeightsError, match="--sam2-checkpoint"):
+        create_propagator("sam2")
+    with pytest.raises(SAM2WeightsError, match="does not exist"):
+        create_propagator("sam2", checkpoint="/nope/sam2.pt")
+
+
+def test_shapes_both_directions_objects_and_rle(windowed_run: tuple[SAM2Propagator, list]) -> None:
+    prop, frames = windowed_run
+    assert prop.predictor.image_size == 256
+    assert [f.index for f in frames] == list(range(7))
+    assert [f.is_keyframe for f in frames] == [True, False, False, False, False, False, True]
+    for f in frames:
+        assert set(f.masks) == {1, 2}
+        assert all(m.shape == (H, W) and m.dtype == bool for m in f.masks.values())
+        assert all(0.0 <= c <= 1.0 for c in f.confidence.values())
+        for obj, rle in f.rle().items():
+            np.testing.assert_array_equal(decode_rle(rle), f.masks[obj])
+    np.testing.assert_array_equal(frames[6].masks[1], masks(6)[1])
+    # bounded: never more than the window of frames, never more outputs than the memory can read
+    assert prop.stats.max_frames_held <= 2
+    assert prop.stats.max_outputs_held <= prop._keep() + 1
+
+
+def test_windowed_pruned_equals_one_pass(windowed_run: tuple[SAM2Propagator, list]) -> None:
+    _, windowed = windowed_run
+    one_pass = sam2(prune=False)
+    again = list(one_pass.propagate(clip(7), [Keyframe(0, masks(0)), Keyframe(6, masks(6))]))
+    assert one_pass.stats.max_frames_held == 7  # the stock behaviour: every frame loaded
+    for a, b in zip(windowed, again, strict=True):
+        for obj in (1, 2):
+            np.testing.assert_array_equal(a.masks[obj], b.masks[obj])
+
+
+def test_windowed_frames_load_in_blocks() -> None:
+    from curator.annotate.base import FrameSource
+
+    images = WindowedFrames(FrameSource(clip(5)), image_size=32, window=2)
+    assert tuple(images[3].shape) == (3, 32, 32)
+    assert images.max_held == 2 and images.loads == 1
+    images[2]
+    assert images.loads == 1  # same block
+    images[4]
+    assert images.loads == 2 and images.max_held == 2
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_as_the_clip_grows() -> None:
+    """Outputs and frames held do not grow with the clip; peak RSS growth is flat too."""
+    import psutil
+
+    process = psutil.Process()
+    held = {}
+    peaks = {}
+    for n in (6, 18):
+        prop = sam2(window=2)
+        base = process.memory_info().rss
+        peak = base
+        for _ in prop.propagate(clip(n), [Keyframe(0, masks(0))]):
+            peak = max(peak, process.memory_info().rss)
+        held[n] = (prop.stats.max_frames_held, prop.stats.max_outputs_held)
+        peaks[n] = (peak - base) / 2**20
+    assert held[6][0] == held[18][0] == 2
+    assert held[18][1] <= prop._keep() + 1
+    assert peaks[18] < peaks[6] + 64  # MiB: no growth proportional to the clip
+
+
+def test_pre_annotation_automatic_and_prompts() -> None:
+    annotator = SAM2Annotator(random_weights=True, image_size=256, device="cpu")
+    image = clip(1)[0]
+    found = annotator.automatic(
+        image, points_per_side=2, points_per_batch=4, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    )
+    assert isinstance(found, list)
+    for m in found:
+        assert m["segmentation"].shape == (H, W)
+    mask, score = annotator.from_prompts(image, points=np.array([[15, 20]]), labels=np.array([1]))
+    assert mask.shape == (H, W) and mask.dtype == bool and np.isfinite(score)
+    mask, _ = annotator.from_prompts(image, box=np.array([5, 10, 25, 30]))
+    assert mask.shape == (H, W)
+    with pytest.raises(ValueError, match="points or a box"):
+        annotator.from_prompts(image)
+    with pytest.raises(ValueError, match="inside the 96x64 image"):
+        annotator.from_prompts(image, points=np.array([[500, 5]]), labels=np.array([1]))
+    with pytest.raises(ValueError, match="one label per point"):
+        annotator.from_prompts(image, points=np.array([[5, 5]]))
