@@ -11,7 +11,18 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.jobs import build_handlers
-from api.routes import exports, frames, jobs, projects, propagation, queue, selections, videos
+from api.routes import (
+    exports,
+    frames,
+    jobs,
+    predictions,
+    projects,
+    propagation,
+    queue,
+    rounds,
+    selections,
+    videos,
+)
 from curator.config import Settings
 from curator.jobs import JobRunner, ThreadJobRunner
 from curator.workspace import Workspace
@@ -67,6 +78,7 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
             {"name": "frames", "description": "Frame images and their masks."},
             {"name": "propagation", "description": "Carry human masks to neighbouring frames."},
             {"name": "exports", "description": "COCO, DAVIS and YouTube-VIS, streamed."},
+            {"name": "rounds", "description": "Retrain the proxy, score frames, queue the next batch."},
         ],
     )
     app.state.settings = settings
@@ -74,7 +86,7 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     app.state.runner = runner
     app.state.write_lock = threading.Lock()
     install_error_handlers(app)
-    for module in (projects, videos, jobs, selections, queue, frames, propagation, exports):
+    for module in (projects, videos, jobs, selections, queue, frames, propagation, exports, rounds, predictions):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

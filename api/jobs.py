@@ -58,7 +58,15 @@ def select_handler(ctx: JobContext) -> dict[str, Any]:
 
 def build_handlers(workspace: Workspace) -> dict[str, JobHandler]:
     """Every handler the service runs: the engine's plus ``select``."""
-    return {**engine_handlers(workspace), "select": select_handler}
+    from curator.train.job import round_handler
+
+    return {**engine_handlers(workspace), "select": select_handler, "round": round_handler(_make_selector, repo.create_tasks)}
+
+
+def _make_selector(name: str, params: dict[str, Any]) -> Any:
+    from curator_selectors import create_selector
+
+    return create_selector(name, **params)
 
 
 def start_job(

@@ -15,6 +15,7 @@ from curator.pool import Pool, Selection
 from curator.store import repo
 from curator.store.models import Frame, SelectionItem
 from curator.store.models import Selection as SelectionRow
+from curator.train.store import latest_scores
 from curator.workspace import Workspace
 
 PREFERRED_BACKBONES = ("dinov2_vits14", "dinov2_vitb14", "classic")
@@ -54,12 +55,17 @@ def choose_backbone(workspace: Workspace, project_id: int, requested: str | None
 
 
 def build_pool(workspace: Workspace, project_id: int, backbone: str) -> Pool:
-    """The project's embedded frames as a :class:`Pool` (labelled = has a human annotation)."""
+    """The project's embedded frames as a :class:`Pool` (labelled = has a human annotation).
+
+    ``scores`` holds every stored per-frame score name (see :func:`curator.train.store.latest_scores`).
+    """
     with workspace.db.session() as session:
         ids, vectors = repo.get_embeddings(session, project_id, backbone)
         if len(ids) == 0:
             raise LookupError(f"project {project_id} has no embeddings under {backbone!r}")
         rows = repo.pool_rows(session, ids)
+        # named per-frame scores from the retrain rounds and external predictions (newest per name)
+        scores = latest_scores(session, project_id, rows.frame_ids)
     return Pool(
         embeddings=vectors,
         frame_ids=rows.frame_ids,
@@ -67,6 +73,7 @@ def build_pool(workspace: Workspace, project_id: int, backbone: str) -> Pool:
         timestamps=rows.timestamps,
         shot_ids=rows.shot_ids,
         labeled=rows.labeled,
+        scores=scores,
     )
 
 

@@ -91,9 +91,8 @@ def test_sequence_means_per_object_then_over_objects() -> None:
     score = score_sequence([(perfect, gt), (miss_b, gt)])
     assert score.per_object[1] == (1.0, 1.0)
     assert score.per_object[2] == (0.5, 0.5)
-    assert score.J == pytest.approx(0.75)
-    assert score.F == pytest.approx(0.75)
-    assert score.JF == pytest.approx(0.75)
+    means = (score.J, score.F, score.JF)
+    assert means == pytest.approx((0.75, 0.75, 0.75))
     assert len(score.frames) == 4
     frame = score_frame(miss_b, gt, frame=3)
     assert [(s.frame, s.obj, s.JF) for s in frame] == [(3, 1, 1.0), (3, 2, 0.0)]

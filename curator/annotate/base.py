@@ -11,6 +11,7 @@ video at shot boundaries, runs backwards and forwards from the keyframes and ble
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -241,7 +242,7 @@ def shot_segments(num_frames: int, shot_ids: Sequence[int] | np.ndarray | None, 
     if ids.shape != (num_frames,):
         raise ValueError(f"shot_ids must have shape ({num_frames},), got {ids.shape}")
     cuts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), num_frames]
-    return [range(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return [range(a, b) for a, b in itertools.pairwise(cuts)]
 
 
 class _SoftStore:

@@ -120,14 +120,18 @@ class AffinityMemory:
     _key: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
     _recent: deque[tuple[np.ndarray, np.ndarray]] = field(default_factory=deque, init=False, repr=False)
     _near: np.ndarray | None = field(default=None, init=False, repr=False)
+    _bias: Any = field(default=None, init=False, repr=False)
 
     def reset(self, feats: np.ndarray, labels: np.ndarray, grid: tuple[int, int]) -> None:
         """Start from a keyframe's features ``(N, d)`` and labels ``(N, C)``."""
+        import torch
+
         self._key = (feats, labels)
-        self._recent = deque(maxlen=max(self.n_recent, 0) or None)
-        if self.n_recent == 0:
-            self._recent = deque(maxlen=1)
-        self._near = neighbourhood_mask(grid, self.radius)
+        self._recent = deque(maxlen=max(self.n_recent, 1))
+        # Additive bias rather than a boolean mask: one add per query instead of a masked copy.
+        near = neighbourhood_mask(grid, self.radius)
+        self._near = np.where(near, 0.0, -1e4).astype(np.float32)
+        self._bias = torch.from_numpy(np.tile(self._near, (1, 1 + self.n_recent)))
 
     def push(self, feats: np.ndarray, labels: np.ndarray) -> None:
         """Add a propagated frame to the recent memory (the oldest drops out)."""
@@ -140,20 +144,15 @@ class AffinityMemory:
 
         assert self._key is not None and self._near is not None, "call reset() first"
         items = [self._key, *self._recent]
-        q = torch.from_numpy(feats)
-        affs = []
-        labels = []
-        near = torch.from_numpy(self._near)
-        for mem_feats, mem_labels in items:
-            aff = q @ torch.from_numpy(mem_feats).T  # (N, N)
-            affs.append(aff.masked_fill(~near, -1e4))
-            labels.append(torch.from_numpy(mem_labels))
-        aff_all = torch.cat(affs, dim=1)  # (N, M*N)
-        lab_all = torch.cat(labels, dim=0)  # (M*N, C)
-        k = min(self.top_k, aff_all.shape[1])
-        values, index = aff_all.topk(k, dim=1)
+        n = feats.shape[0]
+        mem_feats = torch.from_numpy(np.concatenate([f for f, _ in items]))  # (M*N, d)
+        mem_labels = torch.from_numpy(np.concatenate([lab for _, lab in items]))  # (M*N, C)
+        aff = torch.from_numpy(feats) @ mem_feats.T  # (N, M*N) cosine affinities
+        aff += self._bias[:, : len(items) * n]
+        k = min(self.top_k, aff.shape[1])
+        values, index = aff.topk(k, dim=1)
         weights = torch.softmax(values / self.temperature, dim=1)  # (N, k)
-        out = (weights[..., None] * lab_all[index]).sum(dim=1)
+        out = torch.einsum("nk,nkc->nc", weights, mem_labels[index])
         return out.numpy().astype(np.float32)
 
 

@@ -132,7 +132,7 @@ class FlowPropagator(BidirectionalPropagator):
     preset: str = "medium"
     scale: float = 1.0
     sharpen_gain: float = 12.0
-    occlusion_check: bool = True
+    occlusion_check: bool = False
 
     def __post_init__(self) -> None:
         self.field = FlowField(self.method, self.preset, self.scale)

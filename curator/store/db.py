@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from curator.config import Settings
 from curator.store import service_models as _service_models  # noqa: F401  (creates the service tables)
+from curator.store import train_models as _train_models  # noqa: F401  (creates the round tables)
 from curator.store.models import Base
 
 

@@ -9,6 +9,8 @@ percent of the pool per pick instead of all of it. Memory is ``O(n)``: no ``n x 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -50,16 +52,25 @@ def _nearest_seed(x: np.ndarray, seeds: np.ndarray, block: int) -> tuple[np.ndar
         return nearest, dist
 
 
-_STATS: list = []
+@contextlib.contextmanager
+def _single_thread_blas() -> Iterator[None]:
+    """Limit BLAS to one thread inside the block (no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
-def _assign_cells(x: np.ndarray, refs: np.ndarray, rank: int, block: int) -> np.ndarray:
+def _assign_cells(x: np.ndarray, refs: np.ndarray, rank: int | None, block: int) -> np.ndarray:
     """Index into ``refs`` of each row's nearest reference, searched in a rank-``rank`` PCA projection.
 
     Cells only need to be compact, not exact Voronoi cells (the pruning uses exact distances to the
     reference), so a cheap low-rank search is enough.
     """
-    if rank < x.shape[1]:
+    if rank is not None and rank < x.shape[1]:
         sample = x[:: max(1, len(x) // 20000)].astype(np.float64)
         sample -= sample.mean(axis=0)
         _, vecs = np.linalg.eigh(sample.T @ sample)
@@ -82,7 +93,8 @@ def kcenter_greedy(
     groups: int | None = None,
     exact_below: int = 4096,
     slack: float = 1e-3,
-    assign_rank: int = 32,
+    assign_rank: int | None = None,
+    gather_below: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact greedy k-center (farthest-first traversal) that skips groups a new centre cannot reach.
 
@@ -102,7 +114,9 @@ def kcenter_greedy(
         groups: Number of cells (default ``2 * sqrt(n)``, between 16 and 2048).
         exact_below: Pools smaller than this use plain full passes.
         slack: Relative slack on the pruning bound so float32 rounding never skips a cell.
-        assign_rank: PCA rank of the projection used to build the cells.
+        assign_rank: PCA rank of a projection used to build the cells (``None``: exact search).
+        gather_below: Mean window length under which visited rows are gathered into one product
+            instead of one product per window.
 
     Returns:
         ``(picks, utilities)``: indices in pick order and each pick's L2 distance to its nearest
@@ -151,8 +165,6 @@ def kcenter_greedy(
         radius = np.array(
             [float(ref_dist[bounds[a]]) if bounds[a + 1] > bounds[a] else 0.0 for a in range(g)], dtype=np.float64
         )
-        # negated, ascending, per cell: searchsorted finds the window of rows near a given distance
-        neg_ref = -ref_dist
     d2 = np.full(n, np.inf, dtype=np.float32)
     start = 0
     if len(seeds):
@@ -177,47 +189,59 @@ def kcenter_greedy(
         # window of every visited cell comes out of a single searchsorted call
         spread = float(ref_dist.max(initial=0.0)) * 4.0 + 4.0
         key = np.repeat(np.arange(g, dtype=np.float64) * spread, np.diff(bounds)) - ref_dist.astype(np.float64)
-    i = start
-    while i < budget:
-        a_best = int(np.argmax(cell_max))
-        lo, hi = int(bounds[a_best]), int(bounds[a_best + 1])
-        within = int(np.argmax(d2[lo:hi]))
-        if float(d2[lo + within]) < cell_max[a_best]:  # the cell's maximum was stale (it only falls)
-            cell_max[a_best] = float(d2[lo + within])
-            continue
-        jl = lo + within
-        picks[i] = order[jl]
-        utilities[i] = float(np.sqrt(max(float(d2[jl]), 0.0)))
-        i += 1
-        d2[jl] = -np.inf
-        cell_max[a_best] = float(d2[lo:hi].max())
-        c = xs[jl]
-        c_sq = float(sq[jl])
-        if g == 1:
-            np.minimum(d2, sq_dist(0, n, c, c_sq), out=d2)
-            cell_max[0] = float(d2.max())
-            continue
-        dc = np.sqrt(np.maximum(ref_sq + c_sq - 2.0 * (ref_vecs @ c), 0.0))
-        reach = np.sqrt(np.maximum(cell_max, 0.0)) * (1.0 + slack) + slack
-        visit = np.flatnonzero((cell_max > 0) & (dc - radius < reach))
-        if len(visit) == 0:
-            continue
-        # rows whose | ||x - m|| - ||c - m|| | < reach are the only ones that can get closer to c
-        base = visit * spread
-        los = np.searchsorted(key, base - (dc[visit] + reach[visit]), side="left")
-        his = np.searchsorted(key, base - (dc[visit] - reach[visit]), side="right")
-        los = np.maximum(los, bounds[visit])
-        his = np.minimum(his, bounds[visit + 1])
-        lengths = np.maximum(his - los, 0)
-        total = int(lengths.sum())
-        if total == 0:
-            continue
-        offsets = np.cumsum(lengths) - lengths
-        rows = np.repeat(los - offsets, lengths) + np.arange(total)
-        _STATS.append((total, len(visit)))
-        new = np.maximum(sq[rows] + c_sq - 2.0 * (xs[rows] @ c), 0.0)
-        d2[rows] = np.minimum(d2[rows], new)
-        # cell maxima of visited cells are now upper bounds; the loop above refreshes them lazily
+    def traverse() -> None:
+        i = start
+        while i < budget:
+            a_best = int(np.argmax(cell_max))
+            lo, hi = int(bounds[a_best]), int(bounds[a_best + 1])
+            within = int(np.argmax(d2[lo:hi]))
+            if float(d2[lo + within]) < cell_max[a_best]:  # the cell's maximum was stale (it only falls)
+                cell_max[a_best] = float(d2[lo + within])
+                continue
+            jl = lo + within
+            picks[i] = order[jl]
+            utilities[i] = float(np.sqrt(max(float(d2[jl]), 0.0)))
+            i += 1
+            d2[jl] = -np.inf
+            cell_max[a_best] = float(d2[lo:hi].max())
+            c = xs[jl]
+            c_sq = float(sq[jl])
+            if g == 1:
+                np.minimum(d2, sq_dist(0, n, c, c_sq), out=d2)
+                cell_max[0] = float(d2.max())
+                continue
+            dc = np.sqrt(np.maximum(ref_sq + c_sq - 2.0 * (ref_vecs @ c), 0.0))
+            reach = np.sqrt(np.maximum(cell_max, 0.0)) * (1.0 + slack) + slack
+            visit = np.flatnonzero((cell_max > 0) & (dc - radius < reach))
+            if len(visit) == 0:
+                continue
+            # rows whose | ||x - m|| - ||c - m|| | < reach are the only ones that can get closer to c
+            base = visit * spread
+            los = np.searchsorted(key, base - (dc[visit] + reach[visit]), side="left")
+            his = np.searchsorted(key, base - (dc[visit] - reach[visit]), side="right")
+            los = np.maximum(los, bounds[visit])
+            his = np.minimum(his, bounds[visit + 1])
+            lengths = np.maximum(his - los, 0)
+            total = int(lengths.sum())
+            if total == 0:
+                continue
+            if total > gather_below * len(visit):
+                # long windows: contiguous slices beat copying the rows out
+                for lo_r, hi_r in zip(los.tolist(), his.tolist(), strict=True):
+                    if hi_r > lo_r:
+                        block = d2[lo_r:hi_r]
+                        np.minimum(block, sq_dist(lo_r, hi_r, c, c_sq), out=block)
+                continue
+            offsets = np.cumsum(lengths) - lengths
+            rows = np.repeat(los - offsets, lengths) + np.arange(total)
+            new = np.maximum(sq[rows] + c_sq - 2.0 * (xs[rows] @ c), 0.0)
+            d2[rows] = np.minimum(d2[rows], new)
+            # cell maxima of visited cells are now upper bounds; the loop above refreshes them lazily
+
+    # The per-pick products are small; a multi-threaded BLAS call on them mostly waits for its second
+    # thread (ten times slower on a busy machine), so the traversal runs single-threaded.
+    with _single_thread_blas():
+        traverse()
     return picks, utilities
 
 

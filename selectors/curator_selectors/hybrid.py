@@ -7,9 +7,20 @@ contributed most.
 ``curator`` is a weighted k-medoids in the joint embedding-and-time space of
 :class:`~curator_selectors.temporal.JointSpace`: it minimises the total squared joint distance from
 every frame to its nearest keyframe (labelled or picked), the cost a propagator pays to carry a mask
-there. Greedy picks (the first is the pool's medoid, so low budgets get typical frames, as TypiClust
-found best) are refined by Voronoi swaps, shots are covered first, and per-frame uncertainty scores,
-when the pool has them, weight the frames that are hard for the propagator.
+there. Greedy picks (the first is the pool's joint medoid, so one keyframe lands on a typical frame
+near the middle of the video) are refined by Voronoi swaps, shots are covered first, and per-frame
+uncertainty scores, when the pool has them, weight the frames that are hard for the propagator.
+
+How the defaults were chosen (DAVIS 2016, 10 sequences, DINOv2 ViT-S/14 CLS embeddings, budgets
+1/2/4/8, J&F over all frames; the ``flow`` propagator stood in for the slower default one on a shared
+2-core machine): on single-video, single-shot clips uniform spacing is very strong (mean J&F 49.1 /
+63.0 / 74.3 / 84.2). Embedding-only selectors lose to it (k-center 43.8 / 56.9 / 71.2 / 80.1,
+typicality 47.4 / 61.7 / 73.1 / 80.9, ProbCover 48.4 / 58.0 / 69.7 / 76.6, random 47.9 / 51.6 / 68.1
+/ 79.2). The joint k-medoids with ``time_weight`` 0.2 / 0.5 / 0.85 scored 48.3-49.2 at budget 1 and
+73.3 / 73.6 / 73.8 averaged over budgets 2, 4 and 8 (uniform 73.8): time must dominate, and the
+embedding then only nudges keyframes toward typical frames of their stretch, so 0.85 is the default.
+Placing keyframes uniformly in embedding arc length, and a second round driven by the propagator's
+confidence, did not beat uniform on average either.
 """
 
 from __future__ import annotations
@@ -171,8 +182,8 @@ class CuratorSelector:
 
     def __init__(
         self,
-        time_weight: float = 0.5,
-        uncertainty_weight: float = 1.0,
+        time_weight: float = 0.85,
+        uncertainty_weight: float = 4.0,
         uncertainty_scores: tuple[str, ...] = UNCERTAINTY_ORDER,
         swap_rounds: int = 5,
         max_candidates: int = 2048,

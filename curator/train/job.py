@@ -1,0 +1,268 @@
+"""The ``round`` job: one retrain-and-reselect round over a stored project.
+
+Loads every video of the project with its human masks, runs :func:`curator.train.loop.run_round`,
+writes the dense labels (``propagated``/``predicted`` annotations with confidences; human masks are
+never touched), the proxy checkpoint, the per-frame scores and a :class:`~curator.store.train_models.Round`
+row, then selects the next batch across all videos with the scores in the pool and queues it.
+
+The selector and the task writer are passed in (the API and the CLI build them), so the engine
+imports neither ``curator_selectors`` nor ``api``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from curator.jobs.base import JobContext, JobFailed, JobHandler
+from curator.store.models import Annotation, Frame, Video
+from curator.store.train_models import Round
+from curator.train.loop import FrameOutcome, RoundConfig, VideoState, run_round
+from curator.train.proxy import ProxyConfig
+from curator.train.store import put_scores
+from curator.workspace import Workspace
+
+#: Builds a selector from a name and constructor params.
+SelectorFactory = Callable[[str, dict[str, Any]], Any]
+#: Queues picks ``(frame_id, reason)`` of a selection as tasks; returns frame id to task id.
+TaskWriter = Callable[[Session, int, int | None, Sequence[tuple[int, str]]], dict[int, int]]
+
+_FEATURES: dict[tuple[str, str, int], Any] = {}
+_LOCK = threading.Lock()
+
+
+def patch_features(checkpoint: str | None, device: str, short_side: int) -> Any:
+    """A shared :class:`~curator.annotate.feature.PatchFeatures` per checkpoint (weights load once)."""
+    from curator.annotate.feature import PatchFeatures
+
+    key = (checkpoint or "", device, short_side)
+    with _LOCK:
+        if key not in _FEATURES:
+            _FEATURES[key] = PatchFeatures(checkpoint or None, device=device, short_side=short_side)
+        return _FEATURES[key]
+
+
+def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
+    """The project's videos as :class:`VideoState` (JPEGs read on demand, features cached per job)."""
+    import cv2
+
+    from curator.annotate.base import FrameSource
+    from curator.annotate.masks import decode_rle
+
+    with workspace.db.session() as session:
+        video_ids = session.scalars(select(Video.id).where(Video.project_id == project_id).order_by(Video.id)).all()
+        rows = session.execute(
+            select(Frame.id, Frame.video_id, Frame.blob_path, Frame.shot_id)
+            .join(Video, Video.id == Frame.video_id)
+            .where(Video.project_id == project_id)
+            .order_by(Frame.video_id, Frame.frame_index)
+        ).all()
+        human = session.execute(
+            select(Annotation.frame_id, Annotation.object_id, Annotation.rle)
+            .join(Frame, Frame.id == Annotation.frame_id)
+            .join(Video, Video.id == Frame.video_id)
+            .where(Video.project_id == project_id, Annotation.source == "human")
+        ).all()
+    by_video: dict[int, list[Any]] = {v: [] for v in video_ids}
+    for row in rows:
+        by_video[row.video_id].append(row)
+    labels: dict[int, dict[int, np.ndarray]] = {}
+    for frame_id, object_id, rle in human:
+        labels.setdefault(int(frame_id), {})[int(object_id)] = decode_rle(rle)
+    out = []
+    for video_id, frames in by_video.items():
+        if not frames:
+            continue
+        paths = [workspace.blobs.path(f.blob_path) for f in frames]
+
+        def load(i: int, paths: list[Path] = paths) -> np.ndarray:
+            bgr = cv2.imread(str(paths[i]), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise JobFailed("frame_missing", f"cannot read the frame image {paths[i].name}")
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+        ids = np.array([f.id for f in frames], dtype=np.int64)
+        shots = np.array([f.shot_id if f.shot_id is not None else -1 for f in frames], dtype=np.int64)
+        human_idx = {i: labels[int(f)] for i, f in enumerate(ids.tolist()) if int(f) in labels}
+        out.append(VideoState(int(video_id), FrameSource(load, num_frames=len(frames), cache=True), ids, shots, human_idx))
+    return out
+
+
+def round_config(params: dict[str, Any], seed: int) -> RoundConfig:
+    """A :class:`RoundConfig` from job params (``steps``, ``short_side``, ``dense_min_confidence``, ...)."""
+    proxy = ProxyConfig(seed=seed)
+    if params.get("steps") is not None:
+        proxy = replace(proxy, steps=int(params["steps"]))
+    values: dict[str, Any] = {"proxy": proxy}
+    for name in ("short_side", "train_max_propagated", "mc_samples"):
+        if params.get(name) is not None:
+            values[name] = int(params[name])
+    for name in ("dense_min_confidence", "train_min_confidence", "holdout_fraction"):
+        if params.get(name) is not None:
+            values[name] = float(params[name])
+    return RoundConfig(**values)
+
+
+def run_project_round(
+    workspace: Workspace,
+    project_id: int,
+    params: dict[str, Any],
+    selectors: SelectorFactory,
+    write_tasks: TaskWriter,
+    *,
+    job_id: int | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Run one round of a project (module docstring) and return a JSON-ready summary.
+
+    Params: ``strategy`` (default ``curator``), ``budget`` (default 10), ``seed``, ``propagator``
+    (default the settings'), ``backbone`` (pool embeddings), ``selector_params`` and the
+    :func:`round_config` knobs.
+
+    Raises:
+        JobFailed: Without human masks (``no_labels``), without DINOv2 weights (``no_backbone``), or
+            for a bad parameter (``invalid_params``).
+    """
+    from curator.annotate import create_propagator
+    from curator.annotate.base import PropagationCancelled
+    from curator.annotate.masks import encode_rle
+    from curator.embed import BackboneWeightsError
+    from curator.registry import UnknownNameError
+    from curator.selection import run_selection
+
+    settings = workspace.settings
+    seed = int(params["seed"]) if params.get("seed") is not None else int(settings.seed)
+    budget = int(params.get("budget", 10))
+    strategy = str(params.get("strategy") or "curator")
+    try:
+        cfg = round_config(params, seed)
+        selector = selectors(strategy, dict(params.get("selector_params") or {}))
+        propagator_name = params.get("propagator") or settings.propagator
+        features = patch_features(settings.backbone_checkpoint or None, settings.device, cfg.short_side)
+        prop_kwargs: dict[str, Any] = {}
+        if propagator_name in ("feature", "flow+feature"):
+            prop_kwargs = {"backbone": features._model(), "short_side": cfg.short_side}
+        propagator = create_propagator(propagator_name, **prop_kwargs)
+    except UnknownNameError as exc:
+        raise JobFailed("invalid_params", str(exc)) from None
+    except BackboneWeightsError as exc:
+        raise JobFailed("no_backbone", f"the proxy model needs DINOv2 weights: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise JobFailed("invalid_params", str(exc)) from None
+    try:
+        features._model()
+    except BackboneWeightsError as exc:
+        raise JobFailed("no_backbone", f"the proxy model needs DINOv2 weights: {exc}") from None
+
+    videos = load_videos(workspace, project_id)
+    if not any(v.human for v in videos):
+        raise JobFailed("no_labels", "a round needs at least one frame with human masks; label some tasks first")
+    with workspace.db.session() as session:
+        number = int(session.scalar(select(func.coalesce(func.max(Round.number), 0)).where(Round.project_id == project_id)) or 0) + 1
+        row = Round(project_id=project_id, number=number, job_id=job_id, state="running",
+                    params={**params, "strategy": strategy, "budget": budget, "seed": seed, "propagator": propagator_name})
+        session.add(row)
+        session.flush()
+        round_id = row.id
+
+    dense: list[tuple[int, int, dict[str, Any], str, float]] = []
+
+    def sink(outcome: FrameOutcome) -> None:
+        if outcome.source == "human":
+            return
+        for obj, mask in outcome.masks.items():
+            if mask.any():
+                dense.append((outcome.frame_id, int(obj), encode_rle(mask), outcome.source, outcome.confidence))
+
+    started = time.perf_counter()
+    try:
+        result = run_round(videos, propagator, features, cfg, sink=sink, progress=progress, cancel=cancel)
+    except PropagationCancelled:
+        with workspace.db.session() as session:
+            session.execute(delete(Round).where(Round.id == round_id))
+        raise
+    except ValueError as exc:
+        with workspace.db.session() as session:
+            session.execute(delete(Round).where(Round.id == round_id))
+        raise JobFailed("no_labels", str(exc)) from None
+
+    checkpoint = f"projects/{project_id}/rounds/{number:04d}.pt"
+    result.model.save(workspace.blobs.path(checkpoint))
+    start = time.perf_counter()
+    human_frames = {int(v.frame_ids[i]) for v in videos for i in v.human}
+    all_frames = [int(f) for v in videos for f in v.frame_ids.tolist()]
+    with workspace.db.session() as session:
+        # dense labels replace the previous round's; human masks stay as they are
+        others = [f for f in all_frames if f not in human_frames]
+        for lo in range(0, len(others), 500):
+            session.execute(
+                delete(Annotation).where(
+                    Annotation.frame_id.in_(others[lo : lo + 500]), Annotation.source.in_(("propagated", "predicted"))
+                )
+            )
+        session.add_all(
+            Annotation(frame_id=f, object_id=o, source=s, rle=r, confidence=c) for f, o, r, s, c in dense
+        )
+        put_scores(session, project_id, result.scores, round_id=round_id, source="proxy")
+    timings = dict(result.timings)
+    timings["store"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    try:
+        selection_id, picks = run_selection(
+            workspace, project_id, selector, budget, seed=seed, backbone=params.get("backbone"),
+            params=dict(params.get("selector_params") or {}),
+        )
+    except LookupError as exc:
+        raise JobFailed("no_embeddings", str(exc)) from None
+    with workspace.db.session() as session:
+        tasks = write_tasks(session, project_id, selection_id, [(p.frame_id, p.reason) for p in picks])
+    timings["select"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - started
+    metrics = {k: v for k, v in result.metrics.items()}
+    with workspace.db.session() as session:
+        row2 = session.get(Round, round_id)
+        assert row2 is not None
+        row2.state = "succeeded"
+        row2.metrics = metrics
+        row2.timings = timings
+        row2.selection_id = selection_id
+        row2.checkpoint = checkpoint
+        row2.finished_at = datetime.now(UTC)
+    return {
+        "round_id": round_id,
+        "number": number,
+        "selection_id": selection_id,
+        "metrics": metrics,
+        "timings": timings,
+        "picks": [
+            {"frame_id": p.frame_id, "video_id": p.video_id, "frame_index": p.frame_index, "reason": p.reason,
+             "utility": p.utility, "task_id": tasks.get(p.frame_id)}
+            for p in picks
+        ],
+    }
+
+
+def round_handler(selectors: SelectorFactory, write_tasks: TaskWriter) -> JobHandler:
+    """Handler of ``round`` jobs (params: see :func:`run_project_round`)."""
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        if ctx.project_id is None:
+            raise JobFailed("invalid_job", "a round job needs a project")
+        # a cancelled round raises PropagationCancelled, which the runner records as ``cancelled``
+        return run_project_round(
+            ctx.workspace, ctx.project_id, ctx.params, selectors, write_tasks,
+            job_id=ctx.job_id, progress=ctx.progress, cancel=ctx.cancelled,
+        )
+
+    return run

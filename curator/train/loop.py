@@ -1,0 +1,328 @@
+"""One retrain round over in-memory videos: propagate, train the proxy, evaluate, score, densify.
+
+This is the engine shared by the round job (:mod:`curator.train.job`, which loads a project from the
+database and writes the results back) and the campaign benchmark (:mod:`curator.bench.loop`, which
+keeps the videos in memory across rounds so flow and patch features are computed once).
+
+Steps of :func:`run_round`:
+
+1. **Propagate** every video's human masks to all of its frames (videos without human masks skip).
+2. **Train** the proxy (:class:`~curator.train.proxy.ProxyModel`) on the human frames (weight 1)
+   and the propagated frames whose confidence reaches ``train_min_confidence`` (weight = confidence),
+   except a seeded ``holdout_fraction`` of the human frames.
+3. **Evaluate** the proxy on those held-out human frames (J, F, J&F of its argmax masks).
+4. **Score** every frame (:mod:`curator.train.scores`).
+5. **Densify**: every frame gets masks from the best source available, in order: ``human``, then
+   ``propagated`` when its confidence reaches ``dense_min_confidence``, then ``predicted`` (proxy).
+
+Frames are handed to ``sink`` one at a time, so full-resolution masks of a long project never sit in
+memory together.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from curator.annotate.base import FrameSource, Keyframe
+from curator.annotate.masks import labels_to_masks, masks_to_labels
+from curator.eval import score_frame
+from curator.train.proxy import ProxyConfig, ProxyModel, Sample, make_sample, upsample_probs
+from curator.train.scores import frame_scores, mask_disagreement
+
+ProgressFn = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class VideoState:
+    """One video of a campaign.
+
+    Attributes:
+        key: Video id.
+        source: The frames (a cached :class:`FrameSource` keeps flow and features across rounds).
+        frame_ids: ``(n,)`` ids of the frames (database ids, or any unique ints).
+        shot_ids: ``(n,)`` shot ids, or ``None`` for one shot.
+        human: Frame index to ``{object id: (H, W) bool mask}`` of human (ground-truth) labels.
+    """
+
+    key: int
+    source: FrameSource
+    frame_ids: np.ndarray
+    shot_ids: np.ndarray | None = None
+    human: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """Settings of a round besides the propagator.
+
+    Attributes:
+        proxy: Proxy model and training settings.
+        short_side: Frames are resized to this short side for the backbone (336 matches the
+            feature propagators, so their cached patch features are reused).
+        train_min_confidence: Least propagation confidence for a propagated frame to be trained on.
+        train_max_propagated: Most propagated frames trained on (evenly spread over the candidates).
+        dense_min_confidence: Least propagation confidence for a propagated mask to be the dense label.
+        holdout_fraction: Share of human frames kept out of training to evaluate the proxy.
+        top_fraction: Share of hardest pixels in the ``_top`` scores.
+        mc_samples: MC-dropout passes for ``mc_disagreement`` (0 skips it).
+        chunk: Frames per inference batch.
+    """
+
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    short_side: int = 224
+    train_min_confidence: float = 0.3
+    train_max_propagated: int = 400
+    dense_min_confidence: float = 0.6
+    holdout_fraction: float = 0.1
+    top_fraction: float = 0.05
+    mc_samples: int = 0
+    chunk: int = 16
+
+
+@dataclass
+class FrameOutcome:
+    """The dense label and scores of one frame after a round.
+
+    Attributes:
+        video: Video key.
+        index: Frame index in the video.
+        frame_id: Frame id.
+        source: ``human``, ``propagated`` or ``predicted``.
+        masks: Object id to ``(H, W)`` bool mask (objects absent from the frame may be missing).
+        confidence: 1 for human, the propagation confidence, or the proxy's mean top-1 probability.
+        scores: Named per-frame scores.
+    """
+
+    video: int
+    index: int
+    frame_id: int
+    source: str
+    masks: dict[int, np.ndarray]
+    confidence: float
+    scores: dict[str, float]
+
+
+@dataclass
+class RoundResult:
+    """What a round produced besides the per-frame outcomes.
+
+    Attributes:
+        model: The trained proxy.
+        metrics: ``proxy_J``/``proxy_F``/``proxy_JF`` on held-out frames (``None`` without any),
+            ``train_loss_first``/``train_loss_last``, counts of frames by dense-label source.
+        timings: Seconds per step.
+        scores: Frame id to named scores.
+        train_frames: Frame ids trained on; ``holdout_frames`` those evaluated on.
+    """
+
+    model: ProxyModel
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    scores: dict[int, dict[str, float]]
+    train_frames: list[int]
+    holdout_frames: list[int]
+
+
+class _Packed:
+    """A label map kept zlib-compressed (DAVIS-like label maps shrink ~100x)."""
+
+    __slots__ = ("data", "shape")
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.shape = labels.shape
+        self.data = zlib.compress(np.ascontiguousarray(labels, dtype=np.uint8).tobytes(), 1)
+
+    def unpack(self) -> np.ndarray:
+        return np.frombuffer(zlib.decompress(self.data), dtype=np.uint8).reshape(self.shape)
+
+
+def _check(cancel: Callable[[], bool] | None) -> None:
+    if cancel is not None and cancel():
+        from curator.annotate.base import PropagationCancelled
+
+        raise PropagationCancelled("round cancelled")
+
+
+def _labels(masks: Mapping[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    return masks_to_labels({k: v for k, v in masks.items() if v.any()}, shape) if masks else np.zeros(shape, np.uint8)
+
+
+def run_round(
+    videos: Sequence[VideoState],
+    propagator: Any,
+    features: Any,
+    config: RoundConfig | None = None,
+    *,
+    sink: Callable[[FrameOutcome], None] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> RoundResult:
+    """Run one round (see the module docstring) and stream every frame's outcome to ``sink``.
+
+    Args:
+        videos: The campaign's videos with their human labels.
+        propagator: A :class:`curator.annotate.Propagator`.
+        features: A :class:`curator.annotate.feature.PatchFeatures` (frozen backbone patch tokens).
+        config: Round settings.
+        sink: Receives a :class:`FrameOutcome` per frame, video by video in frame order.
+        progress: ``(stage, done, total)`` callback.
+        cancel: Checked between frames; raises ``PropagationCancelled`` when it returns True.
+
+    Raises:
+        ValueError: If no video has a human mask with a visible object.
+    """
+    cfg = config or RoundConfig()
+    timings: dict[str, float] = {}
+    objects = sorted({int(k) for v in videos for masks in v.human.values() for k, m in masks.items() if m.any()})
+    if not objects:
+        raise ValueError("a round needs at least one human mask with a visible object")
+    classes = max(objects) + 1
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    # 1. propagate
+    start = time.perf_counter()
+    propagated: dict[tuple[int, int], tuple[_Packed, float]] = {}
+    total = sum(len(v) for v in videos if v.human)
+    done = 0
+    for video in videos:
+        keys = [Keyframe(i, {k: m for k, m in masks.items() if m.any()}) for i, masks in sorted(video.human.items())]
+        keys = [k for k in keys if k.masks]
+        if not keys:
+            continue
+        shape = video.source.size
+        for frame in propagator.propagate(video.source, keys, shot_ids=video.shot_ids, cancel=cancel):
+            done += 1
+            if frame.index in video.human:
+                continue
+            propagated[(video.key, frame.index)] = (_Packed(_labels(frame.masks, shape)), float(frame.frame_confidence))
+            report("propagate", done, total)
+    timings["propagate"] = time.perf_counter() - start
+
+    # 2. training set: human frames (minus a seeded holdout) and confident propagated frames
+    start = time.perf_counter()
+    rng = np.random.default_rng(cfg.proxy.seed)
+    human = [(v, i) for v in videos for i in sorted(v.human)]
+    n_hold = int(np.floor(cfg.holdout_fraction * len(human))) if len(human) >= 5 else 0
+    hold_idx = set(rng.choice(len(human), size=n_hold, replace=False).tolist()) if n_hold else set()
+    holdout = [human[i] for i in sorted(hold_idx)]
+    train_human = [h for i, h in enumerate(human) if i not in hold_idx]
+    by_key = {v.key: v for v in videos}
+    cands = sorted(
+        (k for k, (_, c) in propagated.items() if c >= cfg.train_min_confidence), key=lambda k: (k[0], k[1])
+    )
+    if len(cands) > cfg.train_max_propagated:
+        cands = [cands[int(i)] for i in np.linspace(0, len(cands) - 1, cfg.train_max_propagated).round()]
+    samples: list[Sample] = []
+    train_ids: list[int] = []
+    jobs = [(v, i, None) for v, i in train_human] + [(by_key[k], i, propagated[(k, i)]) for k, i in cands]
+    for n, (video, i, prop) in enumerate(jobs):
+        _check(cancel)
+        grid = features.grid(video.source)
+        feats = features(video.source, i)
+        if prop is None:
+            labels, weight = _labels(video.human[i], video.source.size), 1.0
+        else:
+            labels, weight = prop[0].unpack(), prop[1]
+        samples.append(make_sample(feats, grid, video.source[i], cfg.proxy, labels, weight))
+        train_ids.append(int(video.frame_ids[i]))
+        report("features", n + 1, len(jobs))
+    timings["features_train"] = time.perf_counter() - start
+
+    dim = int(samples[0].feats.shape[-1])
+    model = ProxyModel(dim, classes, cfg.proxy)
+    start = time.perf_counter()
+    train = model.fit(samples, progress=lambda d, t: report("train", d, t), cancel=cancel)
+    _check(cancel)
+    timings["train"] = train.seconds
+    del samples
+
+    # 3. evaluate on held-out human frames
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {
+        "train_loss_first": train.first_loss,
+        "train_loss_last": train.last_loss,
+        "train_frames": len(train_ids),
+        "train_human": len(train_human),
+        "train_propagated": len(cands),
+        "holdout_frames": len(holdout),
+        "proxy_J": None,
+        "proxy_F": None,
+        "proxy_JF": None,
+    }
+    if holdout:
+        js, fs = [], []
+        for video, i in holdout:
+            grid = features.grid(video.source)
+            sample = make_sample(features(video.source, i), grid, video.source[i], cfg.proxy)
+            probs, _ = model.predict_proba([sample])
+            pred = labels_to_masks(upsample_probs(probs[0], video.source.size).argmax(axis=0), objects)
+            gt = {k: video.human[i].get(k, np.zeros(video.source.size, bool)) for k in objects}
+            for s in score_frame(pred, gt, i):
+                js.append(s.J)
+                fs.append(s.F)
+        metrics.update(proxy_J=float(np.mean(js)), proxy_F=float(np.mean(fs)))
+        metrics["proxy_JF"] = (metrics["proxy_J"] + metrics["proxy_F"]) / 2
+    timings["evaluate"] = time.perf_counter() - start
+
+    # 4 + 5. score every frame and pick each frame's dense label
+    start = time.perf_counter()
+    counts = {"human": 0, "propagated": 0, "predicted": 0}
+    all_scores: dict[int, dict[str, float]] = {}
+    total = sum(len(v) for v in videos)
+    done = 0
+    for video in videos:
+        grid = features.grid(video.source)
+        size = video.source.size
+        for lo in range(0, len(video), cfg.chunk):
+            idx = list(range(lo, min(lo + cfg.chunk, len(video))))
+            batch = []
+            for i in idx:
+                _check(cancel)
+                batch.append(make_sample(features(video.source, i), grid, video.source[i], cfg.proxy))
+            probs, mc = model.predict_proba(batch, mc_samples=cfg.mc_samples)
+            for j, i in enumerate(idx):
+                full = upsample_probs(probs[j], size)
+                label = full.argmax(axis=0)
+                proxy_masks = labels_to_masks(label, objects)
+                scores = frame_scores(probs[j], cfg.top_fraction)
+                if mc is not None:
+                    scores["mc_disagreement"] = float(mc[j])
+                prop = propagated.get((video.key, i))
+                if i in video.human:
+                    source, masks, conf = "human", dict(video.human[i]), 1.0
+                    scores["propagation_confidence"] = 1.0
+                    scores["proxy_disagreement"] = mask_disagreement(proxy_masks, masks)
+                elif prop is not None:
+                    prop_masks = labels_to_masks(prop[0].unpack(), objects)
+                    scores["propagation_confidence"] = prop[1]
+                    scores["proxy_disagreement"] = mask_disagreement(proxy_masks, prop_masks)
+                    if prop[1] >= cfg.dense_min_confidence:
+                        source, masks, conf = "propagated", prop_masks, prop[1]
+                    else:
+                        source, masks, conf = "predicted", proxy_masks, scores["confidence"]
+                else:
+                    scores["propagation_confidence"] = 0.0
+                    scores["proxy_disagreement"] = 1.0
+                    source, masks, conf = "predicted", proxy_masks, scores["confidence"]
+                counts[source] += 1
+                frame_id = int(video.frame_ids[i])
+                all_scores[frame_id] = scores
+                if sink is not None:
+                    sink(FrameOutcome(video.key, i, frame_id, source, masks, float(conf), scores))
+                done += 1
+                report("score", done, total)
+    timings["score"] = time.perf_counter() - start
+    metrics["dense"] = counts
+    return RoundResult(model, metrics, timings, all_scores, train_ids, [int(v.frame_ids[i]) for v, i in holdout])
