@@ -417,6 +417,9 @@ def bench_keyframes(
     sam2_hub: Annotated[str | None, typer.Option("--sam2-hub", help="SAM 2 hub id, e.g. facebook/sam2.1-hiera-tiny.")] = None,
     sam2_image_size: Annotated[int | None, typer.Option("--sam2-image-size", help="Override SAM 2's input size.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the selectors' random generator.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Reuse per-sequence patch features across runs.")
+    ] = None,
 ) -> None:
     """J&F of propagated masks against the number of keyframes picked by each strategy (DAVIS)."""
     from curator.annotate import DEFAULT_CPU_PROPAGATOR
@@ -441,6 +444,7 @@ def bench_keyframes(
                 propagator_options=options,
                 seed=seed,
                 log=typer.echo,
+                cache_dir=cache_dir,
             )
     except (SAM2WeightsError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None

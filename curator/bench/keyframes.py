@@ -18,6 +18,7 @@ reported as ``cold_seconds_per_frame`` (what one propagation of a fresh video co
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -90,8 +91,13 @@ def run_sequence(
     budgets: Sequence[int],
     pool_backbone: Any,
     seed: int = 0,
+    cache_file: Path | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
-    """Benchmark one sequence; returns its rows and the cold seconds per frame of its first run."""
+    """Benchmark one sequence; returns its rows and the cold seconds per frame of its first run.
+
+    With ``cache_file``, patch features are loaded from and saved to it (a pickle of the frame
+    source's ``("patch", ...)`` entries), so reruns with other propagators skip the backbone.
+    """
     from curator_selectors import create_selector
 
     frames = seq.frames()
@@ -101,6 +107,10 @@ def run_sequence(
     gt = [labels_to_masks(lab, objects) for lab in labels]
     pool = build_pool(frames, pool_backbone)
     source = FrameSource(frames, cache=True)
+    assert source.cache is not None
+    if cache_file is not None and cache_file.is_file():
+        with cache_file.open("rb") as fh:
+            source.cache.update(pickle.load(fh))
     rows: list[dict[str, Any]] = []
     cold = float("nan")
     for strategy in strategies:
@@ -131,6 +141,10 @@ def run_sequence(
                     "seconds": seconds,
                 }
             )
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with cache_file.open("wb") as fh:
+            pickle.dump({k: v for k, v in source.cache.items() if isinstance(k, tuple) and k[0] == "patch"}, fh)
     return rows, cold
 
 
@@ -156,6 +170,7 @@ def run_keyframe_bench(
     propagator_options: dict[str, Any] | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the keyframe benchmark and return the report (see the module docstring).
 
@@ -169,6 +184,8 @@ def run_keyframe_bench(
         propagator_options: Extra propagator settings (SAM 2 config and checkpoint, ...).
         seed: Seed of the selectors' random generator.
         log: Called with a line per sequence.
+        cache_dir: Folder for per-sequence patch-feature caches (reused across runs; a run that
+            finds a cache does not pay for the backbone, so its ``cold_seconds_per_frame`` excludes it).
 
     Returns:
         ``{"rows": [...], "summary": {strategy: {budget: mean J&F}}, "summary_J", "summary_F",
@@ -203,7 +220,8 @@ def run_keyframe_bench(
     rows: list[dict[str, Any]] = []
     colds: list[float] = []
     for seq in seqs:
-        seq_rows, cold = run_sequence(seq, prop, strategies, budgets, backbone, seed)
+        cache_file = Path(cache_dir) / f"{seq.name}-patch.pkl" if cache_dir else None
+        seq_rows, cold = run_sequence(seq, prop, strategies, budgets, backbone, seed, cache_file)
         rows.extend(seq_rows)
         colds.append(cold)
         if log is not None:
@@ -221,6 +239,7 @@ def run_keyframe_bench(
         "propagator_options": {k: str(v) for k, v in options.items() if k != "backbone"},
         "backbone": backbone_name,
         "backbone_checkpoint": str(checkpoint) if checkpoint else None,
+        "feature_cache": str(cache_dir) if cache_dir else None,
         "machine": machine_info(),
         "seconds_per_frame": float(sum(r["seconds"] for r in rows) / max(total_frames, 1)),
         "cold_seconds_per_frame": float(np.mean(colds)),

@@ -43,7 +43,18 @@ from curator_selectors.temporal import JointSpace, TemporalConstraints, Temporal
 from curator_selectors.uncertainty import SCORE_NAMES, first_score, uncertainty_utility
 
 #: Default order in which uncertainty scores are looked up in ``pool.scores``.
-UNCERTAINTY_ORDER: tuple[str, ...] = ("disagreement", "entropy", "margin", "confidence", "propagation_confidence")
+UNCERTAINTY_ORDER: tuple[str, ...] = (
+    "disagreement",
+    "proxy_disagreement",
+    "mc_disagreement",
+    "entropy_top",
+    "entropy",
+    "margin_top",
+    "margin",
+    "confidence_top",
+    "confidence",
+    "propagation_confidence",
+)
 
 
 @register_selector("hybrid")

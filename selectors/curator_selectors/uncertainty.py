@@ -14,6 +14,11 @@ name                        meaning                                          unc
                             directions' masks (worst object), [0, 1]
 ``propagation_confidence``  the propagator's own frame confidence             low
                             (``PropagatedFrame.frame_confidence``), [0, 1]
+``entropy_top``,            the same reductions over only the hardest         as above
+``margin_top``,             pixels (``curator.train.scores``)
+``confidence_top``
+``mc_disagreement``         MC-dropout variance of the proxy model, [0, 1]    high
+``proxy_disagreement``      ``1 - IoU`` of proxy and propagated masks, [0, 1] high
 =========================== ================================================ ====================
 
 Each selector turns its score into a utility where higher means more uncertain and picks the top
@@ -40,6 +45,11 @@ SCORE_NAMES: dict[str, str] = {
     "confidence": "low",
     "disagreement": "high",
     "propagation_confidence": "low",
+    "entropy_top": "high",
+    "margin_top": "low",
+    "confidence_top": "low",
+    "mc_disagreement": "high",
+    "proxy_disagreement": "high",
 }
 
 
@@ -53,7 +63,7 @@ def uncertainty_utility(pool: Pool, name: str) -> np.ndarray:
     if name not in SCORE_NAMES:
         raise ValueError(f"unknown score {name!r}; known: {', '.join(SCORE_NAMES)}")
     values = np.asarray(pool.scores[name], dtype=np.float64)
-    # "low" scores (margin, confidence, propagation_confidence) lie in [0, 1]
+    # "low" scores (margins, confidences) lie in [0, 1]
     return values if SCORE_NAMES[name] == "high" else 1.0 - values
 
 
@@ -111,7 +121,7 @@ class EntropySelector(_ScoreSelector):
     """
 
     name: ClassVar[str] = "entropy"
-    score_names: ClassVar[tuple[str, ...]] = ("entropy",)
+    score_names: ClassVar[tuple[str, ...]] = ("entropy", "entropy_top")
 
 
 @register_selector("margin")
@@ -125,14 +135,15 @@ class MarginSelector(_ScoreSelector):
     """
 
     name: ClassVar[str] = "margin"
-    score_names: ClassVar[tuple[str, ...]] = ("margin",)
+    score_names: ClassVar[tuple[str, ...]] = ("margin", "margin_top")
 
 
 @register_selector("least_confidence")
 class LeastConfidenceSelector(_ScoreSelector):
     """Frames with the lowest ``confidence`` (top-1 probability); utility ``1 - confidence``.
 
-    Falls back to ``propagation_confidence`` when the pool has no ``confidence``.
+    Falls back to ``confidence_top``, then ``propagation_confidence``, when the pool has no
+    ``confidence``.
 
     Args:
         min_gap: Least seconds between two picks of one video (0 disables).
@@ -141,13 +152,13 @@ class LeastConfidenceSelector(_ScoreSelector):
     """
 
     name: ClassVar[str] = "least_confidence"
-    score_names: ClassVar[tuple[str, ...]] = ("confidence", "propagation_confidence")
+    score_names: ClassVar[tuple[str, ...]] = ("confidence", "confidence_top", "propagation_confidence")
 
 
 @register_selector("disagreement")
 class DisagreementSelector(_ScoreSelector):
-    """Frames where propagation is least reliable: forward/backward ``disagreement``, else low
-    ``propagation_confidence`` (utility ``1 - confidence``).
+    """Frames where propagation is least reliable: forward/backward ``disagreement``, else
+    ``proxy_disagreement``, ``mc_disagreement``, or low ``propagation_confidence``.
 
     Args:
         min_gap: Least seconds between two picks of one video (0 disables).
@@ -156,4 +167,9 @@ class DisagreementSelector(_ScoreSelector):
     """
 
     name: ClassVar[str] = "disagreement"
-    score_names: ClassVar[tuple[str, ...]] = ("disagreement", "propagation_confidence")
+    score_names: ClassVar[tuple[str, ...]] = (
+        "disagreement",
+        "proxy_disagreement",
+        "mc_disagreement",
+        "propagation_confidence",
+    )
