@@ -314,6 +314,7 @@ class SAM2Annotator:
 
         image = _check_image(image)
         generator = SAM2AutomaticMaskGenerator(self.model, **generator_kwargs)
+        _fit_feature_sizes(generator.predictor, self.model.image_size)
         with _autocast(str(self.model.device)):
             found = generator.generate(image)
         return sorted(found, key=lambda m: -int(m["area"]))
@@ -348,6 +349,7 @@ class SAM2Annotator:
                 raise ValueError(f"points must lie inside the {width}x{height} image, got {coords.tolist()}")
         box_arr = None if box is None else np.asarray(box, dtype=np.float32).reshape(4)
         predictor = SAM2ImagePredictor(self.model)
+        _fit_feature_sizes(predictor, self.model.image_size)
         with _autocast(str(self.model.device)):
             predictor.set_image(image)
             masks, scores, _ = predictor.predict(
@@ -358,6 +360,11 @@ class SAM2Annotator:
             )
         best = int(np.argmax(scores))
         return np.asarray(masks[best] > 0, dtype=bool), float(scores[best])
+
+
+def _fit_feature_sizes(predictor: Any, image_size: int) -> None:
+    """SAM2ImagePredictor hard-codes the backbone feature sizes of a 1024 px model; fit them to ours."""
+    predictor._bb_feat_sizes = [(image_size // 4,) * 2, (image_size // 8,) * 2, (image_size // 16,) * 2]
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -196,49 +196,58 @@ def run_project_round(
             session.execute(delete(Round).where(Round.id == round_id))
         raise JobFailed("no_labels", str(exc)) from None
 
-    checkpoint = f"projects/{project_id}/rounds/{number:04d}.pt"
-    result.model.save(workspace.blobs.path(checkpoint))
-    start = time.perf_counter()
-    human_frames = {int(v.frame_ids[i]) for v in videos for i in v.human}
-    all_frames = [int(f) for v in videos for f in v.frame_ids.tolist()]
-    with workspace.db.session() as session:
-        # dense labels replace the previous round's; human masks stay as they are
-        others = [f for f in all_frames if f not in human_frames]
-        for lo in range(0, len(others), 500):
-            session.execute(
-                delete(Annotation).where(
-                    Annotation.frame_id.in_(others[lo : lo + 500]), Annotation.source.in_(("propagated", "predicted"))
-                )
-            )
-        session.add_all(
-            Annotation(frame_id=f, object_id=o, source=s, rle=r, confidence=c) for f, o, r, s, c in dense
-        )
-        put_scores(session, project_id, result.scores, round_id=round_id, source="proxy")
-    timings = dict(result.timings)
-    timings["store"] = time.perf_counter() - start
-
-    start = time.perf_counter()
     try:
-        selection_id, picks = run_selection(
-            workspace, project_id, selector, budget, seed=seed, backbone=params.get("backbone"),
-            params=dict(params.get("selector_params") or {}),
-        )
-    except LookupError as exc:
-        raise JobFailed("no_embeddings", str(exc)) from None
-    with workspace.db.session() as session:
-        tasks = write_tasks(session, project_id, selection_id, [(p.frame_id, p.reason) for p in picks])
-    timings["select"] = time.perf_counter() - start
-    timings["total"] = time.perf_counter() - started
-    metrics = {k: v for k, v in result.metrics.items()}
-    with workspace.db.session() as session:
-        row2 = session.get(Round, round_id)
-        assert row2 is not None
-        row2.state = "succeeded"
-        row2.metrics = metrics
-        row2.timings = timings
-        row2.selection_id = selection_id
-        row2.checkpoint = checkpoint
-        row2.finished_at = datetime.now(UTC)
+        checkpoint = f"projects/{project_id}/rounds/{number:04d}.pt"
+        result.model.save(workspace.blobs.path(checkpoint))
+        start = time.perf_counter()
+        human_frames = {int(v.frame_ids[i]) for v in videos for i in v.human}
+        all_frames = [int(f) for v in videos for f in v.frame_ids.tolist()]
+        with workspace.db.session() as session:
+            # dense labels replace the previous round's; human masks stay as they are
+            others = [f for f in all_frames if f not in human_frames]
+            for lo in range(0, len(others), 500):
+                session.execute(
+                    delete(Annotation).where(
+                        Annotation.frame_id.in_(others[lo : lo + 500]), Annotation.source.in_(("propagated", "predicted"))
+                    )
+                )
+            session.add_all(
+                Annotation(frame_id=f, object_id=o, source=s, rle=r, confidence=c) for f, o, r, s, c in dense
+            )
+            put_scores(session, project_id, result.scores, round_id=round_id, source="proxy")
+        timings = dict(result.timings)
+        timings["store"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        try:
+            selection_id, picks = run_selection(
+                workspace, project_id, selector, budget, seed=seed, backbone=params.get("backbone"),
+                params=dict(params.get("selector_params") or {}),
+            )
+        except LookupError as exc:
+            raise JobFailed("no_embeddings", str(exc)) from None
+        with workspace.db.session() as session:
+            tasks = write_tasks(session, project_id, selection_id, [(p.frame_id, p.reason) for p in picks])
+        timings["select"] = time.perf_counter() - start
+        timings["total"] = time.perf_counter() - started
+        metrics = {k: v for k, v in result.metrics.items()}
+        with workspace.db.session() as session:
+            row2 = session.get(Round, round_id)
+            assert row2 is not None
+            row2.state = "succeeded"
+            row2.metrics = metrics
+            row2.timings = timings
+            row2.selection_id = selection_id
+            row2.checkpoint = checkpoint
+            row2.finished_at = datetime.now(UTC)
+    except BaseException:
+        # a failure after training leaves the round visibly failed, never "running" forever
+        with workspace.db.session() as session:
+            failed = session.get(Round, round_id)
+            if failed is not None:
+                failed.state = "failed"
+                failed.finished_at = datetime.now(UTC)
+        raise
     return {
         "round_id": round_id,
         "number": number,
