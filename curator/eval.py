@@ -139,7 +139,10 @@ class SequenceScore:
 
 
 def score_frame(
-    pred: Mapping[int, np.ndarray], gt: Mapping[int, np.ndarray], frame: int = 0, tolerance: float = BOUNDARY_TOLERANCE
+    pred: Mapping[int, np.ndarray],
+    gt: Mapping[int, np.ndarray],
+    frame: int = 0,
+    tolerance: float = BOUNDARY_TOLERANCE,
 ) -> list[FrameScore]:
     """Score every object of ``gt`` on one frame (an object missing from ``pred`` counts as empty).
 
@@ -156,7 +159,8 @@ def score_frame(
 
 
 def score_sequence(
-    pairs: Iterable[tuple[Mapping[int, np.ndarray], Mapping[int, np.ndarray]]], tolerance: float = BOUNDARY_TOLERANCE
+    pairs: Iterable[tuple[Mapping[int, np.ndarray], Mapping[int, np.ndarray]]],
+    tolerance: float = BOUNDARY_TOLERANCE,
 ) -> SequenceScore:
     """Score a sequence from ``(prediction, ground truth)`` mask dicts, one pair per frame, streamed.
 

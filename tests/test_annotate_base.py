@@ -110,7 +110,9 @@ def test_shots_stop_propagation_unless_asked() -> None:
     frames = list(CopyTracker().propagate(video(6), [Keyframe(1, {1: left(5)})], shot_ids=shots))
     assert [int(f.masks[1].sum()) for f in frames] == [5 * H] * 3 + [0] * 3
     assert [f.confidence[1] for f in frames[3:]] == [0.0] * 3
-    crossed = list(CopyTracker().propagate(video(6), [Keyframe(1, {1: left(5)})], shot_ids=shots, cross_shots=True))
+    crossed = list(
+        CopyTracker().propagate(video(6), [Keyframe(1, {1: left(5)})], shot_ids=shots, cross_shots=True)
+    )
     assert all(f.masks[1].sum() == 5 * H for f in crossed)
     with pytest.raises(ValueError, match="shot_ids"):
         list(CopyTracker().propagate(video(6), [Keyframe(1, {1: left(5)})], shot_ids=[0, 1]))
@@ -119,7 +121,10 @@ def test_shots_stop_propagation_unless_asked() -> None:
 def test_cancel_between_frames() -> None:
     done: list[int] = []
     out = CopyTracker().propagate(
-        video(10), [Keyframe(0, {1: left(3)})], progress=lambda d, n: done.append(d), cancel=lambda: len(done) >= 3
+        video(10),
+        [Keyframe(0, {1: left(3)})],
+        progress=lambda d, n: done.append(d),
+        cancel=lambda: len(done) >= 3,
     )
     with pytest.raises(PropagationCancelled):
         list(out)

@@ -49,11 +49,13 @@ def blackswan() -> tuple[list[np.ndarray], list[dict[int, np.ndarray]]]:
 
 
 @pytest.mark.parametrize("name", ["feature", "flow+feature"])
-def test_propagates_real_object(name: str, blackswan: tuple[list[np.ndarray], list[dict[int, np.ndarray]]]) -> None:
+def test_propagates_real_object(
+    name: str, blackswan: tuple[list[np.ndarray], list[dict[int, np.ndarray]]]
+) -> None:
     frames, gts = blackswan
-    prop = create_propagator(name, checkpoint=CHECKPOINT, device="cpu", short_side=224)
+    prop = create_propagator(name, checkpoint=CHECKPOINT, device="cpu", short_side=336)
     out = list(prop.propagate(FrameSource(frames), [Keyframe(0, gts[0]), Keyframe(4, gts[4])]))
     assert [f.index for f in out] == [0, 1, 2, 3, 4]
     for f in out[1:4]:
-        assert region_similarity(f.masks[1], gts[f.index][1]) > 0.75
+        assert region_similarity(f.masks[1], gts[f.index][1]) > 0.7
         assert 0.0 <= f.confidence[1] <= 1.0

@@ -54,7 +54,9 @@ def test_flow_follows_two_moving_objects_both_directions() -> None:
             assert 0.0 <= f.confidence[obj] <= 1.0
     # the far end is better with its own keyframe than when reached from frame 0 alone
     one_sided = list(prop.propagate(frames, [Keyframe(0, gts[0])]))
-    assert region_similarity(one_sided[10].masks[1], gts[10][1]) < region_similarity(out[10].masks[1], gts[10][1])
+    assert region_similarity(one_sided[10].masks[1], gts[10][1]) < region_similarity(
+        out[10].masks[1], gts[10][1]
+    )
 
 
 def test_flow_from_a_middle_keyframe_goes_backwards_too() -> None:

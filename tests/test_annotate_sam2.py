@@ -77,14 +77,25 @@ def test_shapes_both_directions_objects_and_rle(windowed_run: tuple[SAM2Propagat
     assert prop.stats.max_outputs_held <= prop._keep() + 1
 
 
-def test_windowed_pruned_equals_one_pass(windowed_run: tuple[SAM2Propagator, list]) -> None:
-    _, windowed = windowed_run
-    one_pass = sam2(prune=False)
-    again = list(one_pass.propagate(clip(5), [Keyframe(0, masks(0)), Keyframe(4, masks(4))]))
-    assert one_pass.stats.max_frames_held == 5  # the stock behaviour: every frame loaded
-    for a, b in zip(windowed, again, strict=True):
+def test_windowed_pruned_equals_one_pass() -> None:
+    """Same soft masks from a windowed, pruned pass as from a one-pass run holding every frame.
+
+    Compared as probabilities with a small tolerance: random weights put many logits near 0, where
+    CPU thread scheduling can flip a thresholded pixel.
+    """
+    from curator.annotate.base import FrameSource
+
+    frames = FrameSource(clip(8))
+    init = {k: m.astype(np.float32) for k, m in masks(0).items()}
+    windowed, one_pass = sam2(window=2), sam2(prune=False)
+    a = list(windowed.track(frames, 0, init, list(range(1, 8))))
+    b = list(one_pass.track(frames, 0, init, list(range(1, 8))))
+    assert windowed.stats.max_frames_held == 2 and one_pass.stats.max_frames_held == 8
+    assert windowed.stats.max_outputs_held < one_pass.stats.max_outputs_held  # pruning happened
+    for (ta, pa), (tb, pb) in zip(a, b, strict=True):
+        assert ta == tb
         for obj in (1, 2):
-            np.testing.assert_array_equal(a.masks[obj], b.masks[obj])
+            np.testing.assert_allclose(pa[obj], pb[obj], atol=1e-3)
 
 
 def test_windowed_frames_load_in_blocks() -> None:
@@ -133,7 +144,7 @@ def test_pre_annotation_automatic_and_prompts() -> None:
     assert mask.shape == (H, W) and mask.dtype == bool and np.isfinite(score)
     mask, _ = annotator.from_prompts(image, box=np.array([5, 10, 25, 30]))
     assert mask.shape == (H, W)
-    with pytest.raises(ValueError, match="points or a box"):
+    with pytest.raises(ValueError, match="or a box"):
         annotator.from_prompts(image)
     with pytest.raises(ValueError, match="inside the 96x64 image"):
         annotator.from_prompts(image, points=np.array([[500, 5]]), labels=np.array([1]))

@@ -86,7 +86,9 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     assert set(report["summary"]["uniform"]) == {"1", "2"}
     assert out.with_suffix(".png").stat().st_size > 1000
     assert "B=1" in result.output
-    bad = CliRunner().invoke(app, ["bench", "keyframes", "--davis", str(tmp_path / "none"), "--out", str(out)])
+    bad = CliRunner().invoke(
+        app, ["bench", "keyframes", "--davis", str(tmp_path / "none"), "--out", str(out)]
+    )
     assert bad.exit_code == 2 and "DAVIS layout" in bad.output
 
 

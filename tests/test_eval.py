@@ -39,7 +39,20 @@ def test_empty_masks() -> None:
 def test_seg2bmap_hand_case() -> None:
     seg = np.zeros((6, 6), bool)
     seg[1:4, 1:4] = True
-    expected = {(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (2, 0), (3, 0), (1, 3), (2, 3), (3, 3), (3, 1), (3, 2)}
+    expected = {
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 0),
+        (2, 0),
+        (3, 0),
+        (1, 3),
+        (2, 3),
+        (3, 3),
+        (3, 1),
+        (3, 2),
+    }
     got = {(int(r), int(c)) for r, c in zip(*np.nonzero(seg2bmap(seg)), strict=True)}
     assert got == expected
 

@@ -91,7 +91,9 @@ class FrameSource:
         frame = self._seq[index] if self._seq is not None else self._fn(index)  # type: ignore[misc]
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"frame {index} must be an (H, W, 3) uint8 RGB array, got {frame.shape} {frame.dtype}")
+            raise ValueError(
+                f"frame {index} must be an (H, W, 3) uint8 RGB array, got {frame.shape} {frame.dtype}"
+            )
         if self._size is None:
             self._size = (int(frame.shape[0]), int(frame.shape[1]))
         elif frame.shape[:2] != self._size:
@@ -234,7 +236,9 @@ def validate_keyframes(
     return sorted(keyframes, key=lambda k: k.index), sorted(objects)
 
 
-def shot_segments(num_frames: int, shot_ids: Sequence[int] | np.ndarray | None, cross_shots: bool) -> list[range]:
+def shot_segments(
+    num_frames: int, shot_ids: Sequence[int] | np.ndarray | None, cross_shots: bool
+) -> list[range]:
     """Split ``0..num_frames`` into runs of one shot (one run when ``cross_shots`` or no shot ids)."""
     if shot_ids is None or cross_shots:
         return [range(num_frames)]
@@ -253,7 +257,8 @@ class _SoftStore:
 
     def put(self, index: int, probs: Mapping[int, np.ndarray]) -> None:
         self._data[index] = {
-            k: (zlib.compress(np.round(p * 255).astype(np.uint8).tobytes(), 1), p.shape) for k, p in probs.items()
+            k: (zlib.compress(np.round(p * 255).astype(np.uint8).tobytes(), 1), p.shape)
+            for k, p in probs.items()
         }
 
     def pop(self, index: int) -> dict[int, np.ndarray]:
@@ -363,12 +368,19 @@ class BidirectionalPropagator:
 
         def init_of(key: Keyframe) -> dict[int, np.ndarray]:
             return {
-                k: (check_mask(key.masks[k]).astype(np.float32) if k in key.masks else np.zeros(size, np.float32))
+                k: (
+                    check_mask(key.masks[k]).astype(np.float32)
+                    if k in key.masks
+                    else np.zeros(size, np.float32)
+                )
                 for k in objects
             }
 
         def key_frame(key: Keyframe) -> PropagatedFrame:
-            masks = {k: check_mask(key.masks[k]).copy() if k in key.masks else np.zeros(size, bool) for k in objects}
+            masks = {
+                k: check_mask(key.masks[k]).copy() if k in key.masks else np.zeros(size, bool)
+                for k in objects
+            }
             return PropagatedFrame(key.index, masks, dict.fromkeys(objects, 1.0), is_keyframe=True)
 
         for segment in segments:

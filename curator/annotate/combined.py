@@ -67,7 +67,9 @@ class FlowFeaturePropagator(BidirectionalPropagator):
     tau: float = 8.0
 
     def __post_init__(self) -> None:
-        self.features = PatchFeatures(self.checkpoint, device=self.device, short_side=self.short_side, backbone=self.backbone)
+        self.features = PatchFeatures(
+            self.checkpoint, device=self.device, short_side=self.short_side, backbone=self.backbone
+        )
         self.field = FlowField(self.flow_method, self.flow_preset, self.flow_scale)
 
     def track(

@@ -78,7 +78,9 @@ class PatchFeatures:
         if self.backbone is None:
             from curator.embed import create_backbone
 
-            self.backbone = create_backbone(self.backbone_name, checkpoint=self.checkpoint, device=self.device).backbone
+            self.backbone = create_backbone(
+                self.backbone_name, checkpoint=self.checkpoint, device=self.device
+            ).backbone
         return self.backbone
 
     def grid(self, frames: FrameSource) -> tuple[int, int]:
@@ -190,7 +192,9 @@ class FeaturePropagator(BidirectionalPropagator):
     n_recent: int = 7
 
     def __post_init__(self) -> None:
-        self.features = PatchFeatures(self.checkpoint, device=self.device, short_side=self.short_side, backbone=self.backbone)
+        self.features = PatchFeatures(
+            self.checkpoint, device=self.device, short_side=self.short_side, backbone=self.backbone
+        )
 
     def track(
         self, frames: FrameSource, start: int, init: Mapping[int, np.ndarray], order: Sequence[int]

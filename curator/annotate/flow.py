@@ -51,9 +51,10 @@ class FlowField:
     def _compute(self, target: np.ndarray, source: np.ndarray) -> np.ndarray:
         if self.method == "dis":
             if self._dis is None:
-                self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])
-            return self._dis.calc(target, source, None)
-        return cv2.calcOpticalFlowFarneback(target, source, None, 0.5, 4, 21, 3, 7, 1.5, 0)
+                self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])  # type: ignore[attr-defined]
+            return np.asarray(self._dis.calc(target, source, None))
+        farneback: Any = cv2.calcOpticalFlowFarneback  # the stubs reject flow=None, which OpenCV accepts
+        return np.asarray(farneback(target, source, None, 0.5, 4, 21, 3, 7, 1.5, 0))
 
     def flow(self, frames: FrameSource, target: int, source: int) -> np.ndarray:
         """Flow on the scaled grid such that ``target(x) ~ source(x + flow(x))``, cached on the source."""
@@ -70,7 +71,8 @@ class FlowField:
         height, width = frames.size
         flow = self.flow(frames, target, source).astype(np.float32)
         if flow.shape[:2] != (height, width):
-            flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) / self.scale
+            flow = np.asarray(cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR), np.float32)
+            flow /= self.scale
         return flow
 
     def sampling_maps(self, frames: FrameSource, target: int, source: int) -> tuple[np.ndarray, np.ndarray]:

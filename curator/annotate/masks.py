@@ -73,7 +73,10 @@ def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
     if isinstance(counts, list):  # uncompressed RLE: convert through pycocotools' own helper
         coded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     else:
-        coded = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        coded = {
+            "size": [height, width],
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+        }
     return np.asarray(mask_utils.decode(coded), dtype=bool)
 
 

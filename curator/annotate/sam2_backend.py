@@ -167,7 +167,9 @@ class SAM2Propagator(BidirectionalPropagator):
 
             extra = _overrides(self.image_size, self.hydra_overrides)
             if self._ckpt is None and self.hub_id:
-                self._predictor = build_sam2_video_predictor_hf(self.hub_id, device=device, hydra_overrides_extra=extra)
+                self._predictor = build_sam2_video_predictor_hf(
+                    self.hub_id, device=device, hydra_overrides_extra=extra
+                )
             else:
                 self._predictor = build_sam2_video_predictor(
                     self.config, ckpt_path=self._ckpt, device=device, hydra_overrides_extra=extra
@@ -295,7 +297,9 @@ class SAM2Annotator:
             if self._ckpt is None and self.hub_id:
                 self._model = build_sam2_hf(self.hub_id, device=device, hydra_overrides_extra=extra)
             else:
-                self._model = build_sam2(self.config, ckpt_path=self._ckpt, device=device, hydra_overrides_extra=extra)
+                self._model = build_sam2(
+                    self.config, ckpt_path=self._ckpt, device=device, hydra_overrides_extra=extra
+                )
         return self._model
 
     def automatic(self, image: np.ndarray, **generator_kwargs: Any) -> list[dict[str, Any]]:
@@ -372,4 +376,3 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     return image
-

@@ -45,7 +45,9 @@ class DavisSequence:
         return read_indexed_png(self.mask_paths[index])
 
 
-def load_davis(root: str | Path, resolution: str = "480p", sequences: Sequence[str] | None = None) -> list[DavisSequence]:
+def load_davis(
+    root: str | Path, resolution: str = "480p", sequences: Sequence[str] | None = None
+) -> list[DavisSequence]:
     """List the sequences of a DAVIS-layout folder.
 
     Args:
@@ -61,7 +63,9 @@ def load_davis(root: str | Path, resolution: str = "480p", sequences: Sequence[s
     annotations = root / "Annotations" / resolution
     for folder in (images, annotations):
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} does not exist: expected the DAVIS layout JPEGImages/ and Annotations/")
+            raise FileNotFoundError(
+                f"{folder} does not exist: expected the DAVIS layout JPEGImages/ and Annotations/"
+            )
     names = sorted(p.name for p in images.iterdir() if p.is_dir())
     if sequences:
         missing = sorted(set(sequences) - set(names))

@@ -144,7 +144,9 @@ def run_sequence(
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         with cache_file.open("wb") as fh:
-            pickle.dump({k: v for k, v in source.cache.items() if isinstance(k, tuple) and k[0] == "patch"}, fh)
+            pickle.dump(
+                {k: v for k, v in source.cache.items() if isinstance(k, tuple) and k[0] == "patch"}, fh
+            )
     return rows, cold
 
 
