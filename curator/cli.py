@@ -237,7 +237,7 @@ def projects(home: HomeOpt = None, config: ConfigOpt = None) -> None:
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("demo-report"),
     budget: Annotated[int, typer.Option(help="Keyframes to pick.", min=1)] = 8,
-    strategy: Annotated[str, typer.Option(help="Selector name.")] = "kcenter",
+    strategy: Annotated[str, typer.Option(help="Selector name.")] = "curator",
     video: Annotated[Path | None, typer.Option(help="Use this clip instead of the bundled sample.")] = None,
     checkpoint: CheckpointOpt = None,
     home: HomeOpt = None,

@@ -66,7 +66,8 @@ class UniformSelector:
 
     Args:
         min_gap: Least seconds between two picks of one video (0 disables); a target with no
-            eligible frame left is skipped, so the selection can fall short of the budget.
+            eligible frame left is skipped and its share goes to frames of other videos; the selection
+            falls short of the budget only when no frame is eligible.
     """
 
     name: ClassVar[str] = "uniform"
@@ -105,6 +106,20 @@ class UniformSelector:
                 state.take(j)
                 picks.append(j)
                 utilities.append(1.0 / float(b))
+        # a video whose frames the gap rule used up leaves budget over: spend it on other videos,
+        # each time on the eligible frame farthest in time from the keyframes of its video
+        while len(picks) < budget:
+            rows = np.flatnonzero(state.available)
+            if len(rows) == 0:
+                break
+            keys = np.concatenate([np.flatnonzero(pool.labeled), np.asarray(picks, dtype=np.int64)])
+            same = pool.video_ids[rows, None] == pool.video_ids[None, keys]
+            gaps = np.where(same, np.abs(pool.timestamps[rows, None] - pool.timestamps[None, keys]), np.inf)
+            far = gaps.min(axis=1) if len(keys) else np.full(len(rows), np.inf)
+            j = int(rows[int(np.argmax(far))])
+            state.take(j)
+            picks.append(j)
+            utilities.append(1.0 / float(budget))
         return make_selection(self.name, picks, utilities, ["uniform"] * len(picks))
 
 

@@ -255,9 +255,46 @@ class CuratorSelector:
             picks.append(j)
             state.take(j)
             np.minimum(cost, d[:, k], out=cost)
+        reasons = ["medoid"] * len(picks)
         if self.swap_rounds > 0 and picks:
             picks = self._refine(pool, space, picks, weight, dist, cand, col)
-        return make_selection(self.name, picks, utilities, ["medoid"] * len(picks))
+            if len(picks) < budget:
+                # moving picks may free frames the gap rule blocked before: fill the budget with them
+                self._fill(pool, space, picks, utilities, reasons, weight, budget)
+        return make_selection(self.name, picks, utilities, reasons)
+
+    def _fill(
+        self,
+        pool: Pool,
+        space: JointSpace,
+        picks: list[int],
+        utilities: list[float],
+        reasons: list[str],
+        weight: np.ndarray,
+        budget: int,
+    ) -> None:
+        """Greedy picks among frames still eligible after refinement, until the budget or none is left."""
+        n = len(pool)
+        state = TemporalState(pool, self.constraints)
+        for j in picks:
+            state.take(j)
+        cost = np.ones(n)
+        keys = np.concatenate([np.flatnonzero(pool.labeled), np.asarray(picks, dtype=np.int64)])
+        for s in range(0, len(keys), 1024):
+            np.minimum(cost, space.block(np.arange(n), keys[s : s + 1024]).min(axis=1), out=cost)
+        while len(picks) < budget:
+            rows = np.flatnonzero(state.eligible())
+            if len(rows) == 0:
+                break
+            d = space.block(np.arange(n), rows)
+            gain = (weight[:, None] * np.maximum(cost[:, None] - d, 0.0)).sum(axis=0)
+            k = int(np.argmax(gain))
+            total = float((weight * cost).sum())
+            picks.append(int(rows[k]))
+            utilities.append(float(gain[k]) / total if total > 0 else 0.0)
+            reasons.append("medoid")
+            state.take(int(rows[k]))
+            np.minimum(cost, d[:, k], out=cost)
 
     def _refine(
         self,
