@@ -66,8 +66,9 @@ class RoundConfig:
 
     Attributes:
         proxy: Proxy model and training settings.
-        short_side: Frames are resized to this short side for the backbone (336 matches the
-            feature propagators, so their cached patch features are reused).
+        short_side: Frames are resized to this short side for the backbone. 224 keeps training fast
+            on a CPU; 336 matches the feature propagators, whose cached patch features are then
+            reused instead of computed twice.
         train_min_confidence: Least propagation confidence for a propagated frame to be trained on.
         train_max_propagated: Most propagated frames trained on (evenly spread over the candidates).
         dense_min_confidence: Least propagation confidence for a propagated mask to be the dense label.
