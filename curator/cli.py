@@ -496,6 +496,59 @@ def bench_select_scale(
     typer.echo(json.dumps(report, indent=2))
 
 
+@app.command("round")
+def round_(
+    project: ProjectOpt = "default",
+    budget: Annotated[int, typer.Option("--budget", "-n", help="Frames to queue for the next round.", min=1)] = 10,
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="Selector for the next batch.")] = "curator",
+    propagator: Annotated[str | None, typer.Option(help="Propagator (default: settings.propagator).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Proxy training steps (default 100).", min=1)] = None,
+    short_side: Annotated[
+        int | None, typer.Option(help="Short side frames are resized to for the backbone (default 224).", min=14)
+    ] = None,
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run one retrain-and-reselect round in this process (the same work as ``POST /projects/{id}/rounds``).
+
+    Propagates from every human mask, trains the proxy model, scores every frame, writes dense labels
+    with provenance, selects the next batch across all videos and queues it. Needs human masks
+    (submitted over the REST queue) and DINOv2 weights (``CURATOR_BACKBONE_CHECKPOINT`` or the hub).
+    Do not run it against a database a running ``curator serve`` is using a round on.
+    """
+    from api.jobs import _make_selector
+    from api.repo import create_tasks
+    from curator.jobs.base import JobFailed
+    from curator.store import repo
+    from curator.train.job import run_project_round
+    from curator.workspace import Workspace
+
+    with _user_errors():
+        settings = _settings(home, config, seed=seed)
+        workspace = Workspace(settings)
+        with workspace.db.session() as session:
+            project_id = repo.get_project(session, project).id
+        params = {
+            "budget": budget,
+            "strategy": strategy,
+            "propagator": propagator,
+            "seed": settings.seed,
+            "steps": steps,
+            "short_side": short_side,
+        }
+        try:
+            with _progress() as progress:
+                summary = run_project_round(
+                    workspace, project_id, params, _make_selector, create_tasks, progress=progress
+                )
+        except JobFailed as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            workspace.close()
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
 def main() -> None:
     """Entry point for ``python -m curator``."""
     app()
