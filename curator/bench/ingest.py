@@ -25,7 +25,8 @@ from curator.config import load_settings
 from curator.embed.base import Backbone
 from curator.embed.runner import batched
 from curator.ingest import ingest_video, iter_frames, probe
-from curator.ingest.pipeline import SHOT_WIDTH, output_size
+from curator.ingest.pipeline import _DecodeStats, _produce, output_size
+from curator.ingest.sample import FrameSampler
 from curator.ingest.shots import ShotDetector
 from curator.store import repo
 from curator.workspace import Workspace
@@ -65,22 +66,16 @@ class RssSampler:
 
 
 def _decode_only(video: Path, size: tuple[int, int], fps: float) -> tuple[int, float, int]:
-    width, height = size
-    shot_height = max(2, round(SHOT_WIDTH * height / width) // 2 * 2)
-    detector = ShotDetector(fps)
-    n = 0
+    # the ingest pipeline's own producer (decode, shot detection, resize), every frame kept, plus the
+    # JPEG encoding it does per frame: everything but the model
+    stats = _DecodeStats()
+    params = [int(cv2.IMWRITE_JPEG_QUALITY), 90]
     with RssSampler() as rss:
         start = time.perf_counter()
-        for decoded in iter_frames(video):
-            detector.push(
-                decoded.index, decoded.frame.to_ndarray(format="bgr24", width=SHOT_WIDTH, height=shot_height)
-            )
-            rgb = decoded.frame.to_ndarray(format="rgb24", width=width, height=height)
-            cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [int(cv2.IMWRITE_JPEG_QUALITY), 90])
-            n += 1
-        detector.finish(n)
+        for item in _produce(video, FrameSampler(), ShotDetector(fps), size, stats):
+            cv2.imencode(".jpg", cv2.cvtColor(item.rgb, cv2.COLOR_RGB2BGR), params)
         seconds = time.perf_counter() - start
-    return n, seconds, rss.peak
+    return stats.decoded, seconds, rss.peak
 
 
 def _embed_only(
