@@ -16,8 +16,8 @@ from typing import ClassVar
 import numpy as np
 
 from curator.pool import Pool, Selection
-from curator_selectors.base import effective_budget, empty_selection, make_selection, register_selector
-from curator_selectors.temporal import TemporalConstraints, TemporalState
+from curator_selectors.base import effective_budget, empty_selection, register_selector
+from curator_selectors.temporal import TemporalConstraints, farthest_first
 
 
 def _sq_dist_update(min_d: np.ndarray, x: np.ndarray, centres: np.ndarray, block: int) -> None:
@@ -279,24 +279,11 @@ class KCenterSelector:
             picks, utilities = kcenter_greedy(x, budget, seeds, first, self.block_size)
             utilities[~np.isfinite(utilities)] = 2.0
             return Selection(picks, utilities, self.name, ("kcenter",) * len(picks))
-        state = TemporalState(pool, self.constraints)
         min_d = np.full(len(x), np.inf, dtype=np.float32)
         if len(seeds):
             _sq_dist_update(min_d, x, x[seeds], self.block_size)
-        out: list[int] = []
-        utils: list[float] = []
-        for _ in range(budget):
-            ok = state.eligible()
-            if not ok.any():
-                break
-            if not np.isfinite(min_d[ok]).any():
-                j = int(rng.choice(np.flatnonzero(ok)))
-                utility = 2.0
-            else:
-                j = int(np.argmax(np.where(ok, min_d, -np.inf)))
-                utility = float(np.sqrt(max(float(min_d[j]), 0.0)))
-            out.append(j)
-            utils.append(utility)
-            state.take(j)
-            _sq_dist_update(min_d, x, x[j : j + 1], self.block_size)
-        return make_selection(self.name, out, utils, ["kcenter"] * len(out))
+
+        def update(distances: np.ndarray, j: int) -> None:
+            _sq_dist_update(distances, x, x[j : j + 1], self.block_size)
+
+        return farthest_first(pool, self.constraints, min_d, update, budget, rng, 2.0, self.name, "kcenter")

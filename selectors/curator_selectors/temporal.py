@@ -22,6 +22,7 @@ Three pieces shared by every selector that takes ``min_gap`` / ``shot_coverage``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -277,6 +278,39 @@ def greedy_kcenter(
     min_d = np.full(n, np.inf)
     for lab in np.flatnonzero(pool.labeled):
         np.minimum(min_d, space.to_row(int(lab)), out=min_d)
+
+    def update(distances: np.ndarray, j: int) -> None:
+        np.minimum(distances, space.to_row(j), out=distances)
+
+    # nothing covered yet: the largest joint distance is 1
+    return farthest_first(pool, constraints, min_d, update, budget, rng, 1.0, name, reason)
+
+
+def farthest_first(
+    pool: Pool,
+    constraints: TemporalConstraints,
+    min_d: np.ndarray,
+    update: Callable[[np.ndarray, int], None],
+    budget: int,
+    rng: np.random.Generator,
+    first_utility: float,
+    name: str,
+    reason: str,
+) -> Selection:
+    """The greedy max-min loop under the temporal rules, for any distance.
+
+    Args:
+        pool: The pool.
+        constraints: Gap and shot-coverage rules.
+        min_d: ``(n,)`` squared distance of every row to its nearest centre so far (``inf`` when
+            nothing is labelled); updated in place.
+        update: ``update(min_d, j)`` lowers ``min_d`` by the squared distances to a new centre ``j``.
+        budget: Most picks (already capped by the pool).
+        rng: Draws the first pick when no row has a finite distance.
+        first_utility: Utility of such a draw (the largest possible distance).
+        name: Selector name.
+        reason: Reason recorded for every pick.
+    """
     state = TemporalState(pool, constraints)
     picks: list[int] = []
     utilities: list[float] = []
@@ -286,14 +320,14 @@ def greedy_kcenter(
             break
         if not np.isfinite(min_d[ok]).any():
             j = int(rng.choice(np.flatnonzero(ok)))
-            utility = 1.0  # nothing covered yet: the largest joint distance
+            utility = first_utility
         else:
             j = int(np.argmax(np.where(ok, min_d, -np.inf)))
-            utility = float(np.sqrt(max(min_d[j], 0.0)))
+            utility = float(np.sqrt(max(float(min_d[j]), 0.0)))
         picks.append(j)
         utilities.append(utility)
         state.take(j)
-        np.minimum(min_d, space.to_row(j), out=min_d)
+        update(min_d, j)
     return make_selection(name, picks, utilities, [reason] * len(picks))
 
 
