@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from curator.annotate.base import BidirectionalPropagator, FrameSource, register_propagator
+from curator.embed.dinov2 import resolve_device
 
 DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 SAM2_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -35,12 +36,6 @@ SAM2_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 class SAM2WeightsError(RuntimeError):
     """No SAM 2 checkpoint was given and none can be had from the hub."""
-
-
-def _resolve_device(device: str) -> str:
-    from curator.embed.dinov2 import resolve_device
-
-    return resolve_device(device)
 
 
 def _overrides(image_size: int | None, extra: Sequence[str] = ()) -> list[str]:
@@ -162,7 +157,7 @@ class SAM2Propagator(BidirectionalPropagator):
     def predictor(self) -> Any:
         """The SAM 2 video predictor, built on first use."""
         if self._predictor is None:
-            device = _resolve_device(self.device)
+            device = resolve_device(self.device)
             from sam2.build_sam import build_sam2_video_predictor, build_sam2_video_predictor_hf
 
             extra = _overrides(self.image_size, self.hydra_overrides)
@@ -292,7 +287,7 @@ class SAM2Annotator:
         if self._model is None:
             from sam2.build_sam import build_sam2, build_sam2_hf
 
-            device = _resolve_device(self.device)
+            device = resolve_device(self.device)
             extra = _overrides(self.image_size)
             if self._ckpt is None and self.hub_id:
                 self._model = build_sam2_hf(self.hub_id, device=device, hydra_overrides_extra=extra)
