@@ -94,6 +94,16 @@ def _produce(
     stats.shots = detector.finish(stats.decoded)
 
 
+def _already_ingested(workspace: Workspace, project_id: int, content_hash: str) -> IngestResult | None:
+    """The no-op result for a file whose content the project already holds, else ``None``."""
+    with workspace.db.session() as session:
+        video = repo.find_video_by_hash(session, project_id, content_hash)
+        if video is None:
+            return None
+        count = session.scalar(select(func.count(Frame.id)).where(Frame.video_id == video.id)) or 0
+        return IngestResult(video.id, created=False, frames=int(count))
+
+
 def ingest_video(
     workspace: Workspace,
     project_id: int,
@@ -128,11 +138,9 @@ def ingest_video(
     path = Path(path)
     info = probe(path)
     content_hash = file_sha256(path)
-    with workspace.db.session() as session:
-        existing = repo.find_video_by_hash(session, project_id, content_hash)
-        if existing is not None:
-            count = session.scalar(select(func.count(Frame.id)).where(Frame.video_id == existing.id)) or 0
-            return IngestResult(existing.id, created=False, frames=int(count))
+    existing = _already_ingested(workspace, project_id, content_hash)
+    if existing is not None:
+        return existing
 
     size = output_size(info.width, info.height, settings.max_side)
     sampler = FrameSampler(stride=settings.sample_stride, fps=settings.sample_fps or None)
@@ -198,10 +206,9 @@ def ingest_video(
     except IntegrityError:
         # another ingest of the same file won the race: that one is the video
         shutil.rmtree(staging, ignore_errors=True)
-        with workspace.db.session() as session:
-            existing = repo.find_video_by_hash(session, project_id, content_hash)
-            assert existing is not None
-            return IngestResult(existing.id, created=False, frames=len(existing.frames))
+        existing = _already_ingested(workspace, project_id, content_hash)
+        assert existing is not None
+        return existing
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
