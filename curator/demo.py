@@ -14,8 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from curator.config import Settings
 from curator.embed import create_backbone
 from curator.index.project import sync_project_index
@@ -24,6 +22,7 @@ from curator.progress import ProgressCallback, no_progress
 from curator.report import SheetFrame, contact_sheet
 from curator.selection import SelectorLike, run_selection
 from curator.store import repo
+from curator.store.blobs import read_rgb
 from curator.store.models import Video
 from curator.workspace import Workspace
 
@@ -33,13 +32,6 @@ DEMO_PROJECT = "demo"
 def sample_video() -> Path:
     """Path of the short real clip shipped with the package (see ``curator/data/SAMPLE_LICENSE.md``)."""
     return Path(str(resources.files("curator") / "data" / "sample.mp4"))
-
-
-def _read_rgb(path: Path) -> Any:
-    bgr = cv2.imread(str(path))
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read frame {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def run_demo(
@@ -126,7 +118,7 @@ def run_demo(
         ordered = sorted(picks, key=lambda p: p.timestamp)
         sheet = [
             SheetFrame(
-                image=_read_rgb(workspace.blobs.path(p.blob_path)),
+                image=read_rgb(workspace.blobs.path(p.blob_path)),
                 timestamp=p.timestamp,
                 shot_index=shot_index.get(p.shot_id, -1) if p.shot_id is not None else -1,
                 rank=p.rank,

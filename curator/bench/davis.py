@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from curator.annotate.masks import read_indexed_png
+from curator.store.blobs import read_rgb
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,7 @@ class DavisSequence:
 
     def frame(self, index: int) -> np.ndarray:
         """RGB uint8 frame ``index``."""
-        bgr = cv2.imread(str(self.frame_paths[index]), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise OSError(f"cannot read frame {self.frame_paths[index]}")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return read_rgb(self.frame_paths[index])
 
     def frames(self) -> list[np.ndarray]:
         """Every frame, RGB uint8 (DAVIS sequences are short)."""

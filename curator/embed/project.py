@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import cv2
 import numpy as np
 
 from curator.embed.base import Backbone
 from curator.embed.runner import embed_stream
 from curator.progress import CancelCheck, ProgressCallback, check_cancel, no_progress
 from curator.store import repo
+from curator.store.blobs import read_rgb
 from curator.workspace import Workspace
 
 
@@ -41,10 +41,7 @@ def embed_project(
 
     def images() -> Iterator[tuple[int, np.ndarray]]:
         for frame_id, blob_path in todo:
-            bgr = cv2.imread(str(blobs.path(blob_path)), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise FileNotFoundError(f"frame {frame_id}: cannot read {blob_path}")
-            yield frame_id, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield frame_id, read_rgb(blobs.path(blob_path))
 
     done = 0
     for keys, vectors in embed_stream(backbone, images(), batch_size or workspace.settings.embed_batch_size):

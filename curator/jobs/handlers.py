@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from curator.jobs.base import JobContext, JobFailed, JobHandler
+from curator.store.blobs import read_rgb
 from curator.store.models import Annotation, Frame, Video
 from curator.workspace import Workspace
 
@@ -164,7 +165,6 @@ def propagate_video(
     Raises:
         JobFailed: If the video does not exist or has no human masks.
     """
-    import cv2
 
     from curator.annotate.base import FrameSource, Keyframe
     from curator.annotate.masks import decode_rle, encode_rle
@@ -196,10 +196,10 @@ def propagate_video(
     blobs = workspace.blobs
 
     def load(i: int) -> np.ndarray:
-        bgr = cv2.imread(str(blobs.path(span[i].blob_path)), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise JobFailed("frame_missing", f"cannot read the image of frame {span[i].id}")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:
+            return read_rgb(blobs.path(span[i].blob_path))
+        except FileNotFoundError:
+            raise JobFailed("frame_missing", f"cannot read the image of frame {span[i].id}") from None
 
     keyframes = [
         Keyframe(i - lo, {k: decode_rle(v) for k, v in by_frame[i].items() if decode_rle(v).any()})

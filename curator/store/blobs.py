@@ -7,6 +7,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import cv2
+import numpy as np
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file (a stored frame JPEG) as RGB uint8.
+
+    Raises:
+        FileNotFoundError: If the file is missing or not a readable image.
+    """
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
 
 class BlobStore:
     """Files under one root folder. Paths handed out and stored in the database are relative.

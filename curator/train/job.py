@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from curator.jobs.base import JobContext, JobFailed, JobHandler
+from curator.store.blobs import read_rgb
 from curator.store.models import Annotation, Frame, Video
 from curator.store.train_models import Round
 from curator.train.loop import FrameOutcome, RoundConfig, VideoState, run_round
@@ -53,7 +54,6 @@ def patch_features(checkpoint: str | None, device: str, short_side: int) -> Any:
 
 def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
     """The project's videos as :class:`VideoState` (JPEGs read on demand, features cached per job)."""
-    import cv2
 
     from curator.annotate.base import FrameSource
     from curator.annotate.masks import decode_rle
@@ -85,10 +85,10 @@ def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
         paths = [workspace.blobs.path(f.blob_path) for f in frames]
 
         def load(i: int, paths: list[Path] = paths) -> np.ndarray:
-            bgr = cv2.imread(str(paths[i]), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise JobFailed("frame_missing", f"cannot read the frame image {paths[i].name}")
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            try:
+                return read_rgb(paths[i])
+            except FileNotFoundError:
+                raise JobFailed("frame_missing", f"cannot read the frame image {paths[i].name}") from None
 
         ids = np.array([f.id for f in frames], dtype=np.int64)
         shots = np.array([f.shot_id if f.shot_id is not None else -1 for f in frames], dtype=np.int64)
