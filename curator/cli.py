@@ -459,6 +459,80 @@ def bench_keyframes(
     )
 
 
+@bench_app.command("loop")
+def bench_loop(
+    davis: Annotated[Path, typer.Option("--davis", help="DAVIS-layout folder (JPEGImages/480p, Annotations/480p).")],
+    out: Annotated[Path, typer.Option("--out", help="JSON report path (a PNG plot is written beside it).")] = Path(
+        "bench-out/loop.json"
+    ),
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds per strategy.", min=1)] = 5,
+    per_round: Annotated[int, typer.Option("--per-round", help="Frames labelled per round, across all videos.", min=1)] = 10,
+    strategies: Annotated[str, typer.Option(help="Comma-separated selector names.")] = "uniform,random,curator",
+    checkpoint: Annotated[
+        str | None,
+        typer.Option("--checkpoint", help="DINOv2 weights (default: $CURATOR_BACKBONE_CHECKPOINT)."),
+    ] = None,
+    propagator: Annotated[
+        str | None, typer.Option(help="Propagator name (default: the default CPU propagator).")
+    ] = None,
+    sequences: Annotated[str | None, typer.Option(help="Comma-separated sequence names (default all).")] = None,
+    selector_params: Annotated[
+        str | None,
+        typer.Option("--selector-params", help='JSON settings per strategy, e.g. \'{"curator": {"time_weight": 0.9}}\'.'),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Proxy training steps per round.", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the selectors and the proxy model.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Reuse per-sequence patch features and embeddings across runs.")
+    ] = None,
+) -> None:
+    """A simulated labelling campaign: J&F of the dense labels against annotated frames per strategy (DAVIS).
+
+    Every sequence of the folder is one video of a single project. Each round a strategy picks
+    ``--per-round`` frames across all videos, a perfect annotator labels them with the ground truth,
+    and a retrain round (propagate, train the proxy, score, densify) runs.
+    """
+    from dataclasses import replace as dc_replace
+
+    from curator.annotate import DEFAULT_CPU_PROPAGATOR
+    from curator.bench.loop import format_loop_table, plot_loop, run_loop_bench
+    from curator.train.loop import RoundConfig
+
+    weights = checkpoint or load_settings().backbone_checkpoint
+    if not weights:
+        raise _fail("the loop benchmark needs DINOv2 weights: pass --checkpoint or set CURATOR_BACKBONE_CHECKPOINT")
+    try:
+        params = json.loads(selector_params) if selector_params else {}
+    except json.JSONDecodeError as exc:
+        raise _fail(f"--selector-params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise _fail('--selector-params must map strategy names to settings, e.g. {"curator": {"time_weight": 0.9}}')
+    config = RoundConfig(short_side=336)
+    if steps is not None:
+        config = dc_replace(config, proxy=dc_replace(config.proxy, steps=steps))
+    with _user_errors():
+        report = run_loop_bench(
+            davis,
+            rounds,
+            per_round,
+            [s.strip() for s in strategies.split(",") if s.strip()],
+            weights,
+            propagator=propagator or DEFAULT_CPU_PROPAGATOR,
+            sequences=[s.strip() for s in sequences.split(",")] if sequences else None,
+            seed=seed,
+            config=config,
+            selector_params=params,
+            cache_dir=cache_dir,
+            log=typer.echo,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    plot = out.with_suffix(".png")
+    plot_loop(report, plot)
+    typer.echo(format_loop_table(report))
+    typer.echo(f"wrote {out} and {plot}")
+
+
 @bench_app.command("select-scale")
 def bench_select_scale(
     out: Annotated[Path, typer.Option("--out", help="JSON report path.")],

@@ -43,8 +43,13 @@ from curator_selectors.temporal import JointSpace, TemporalConstraints, Temporal
 from curator_selectors.uncertainty import SCORE_NAMES, first_score, uncertainty_utility
 
 #: Default order in which uncertainty scores are looked up in ``pool.scores``.
+#: ``propagation_confidence`` comes before the proxy's scores: after a campaign's first round on the
+#: 10 DAVIS sequences (one uniform keyframe each), its Spearman correlation with the propagated
+#: masks' J&F error was -0.69, against 0.50 for ``proxy_disagreement``, 0.49 for
+#: ``confidence_top`` and -0.44 (the wrong sign) for ``entropy_top``.
 UNCERTAINTY_ORDER: tuple[str, ...] = (
     "disagreement",
+    "propagation_confidence",
     "proxy_disagreement",
     "mc_disagreement",
     "entropy_top",
@@ -53,7 +58,6 @@ UNCERTAINTY_ORDER: tuple[str, ...] = (
     "margin",
     "confidence_top",
     "confidence",
-    "propagation_confidence",
 )
 
 
