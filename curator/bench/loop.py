@@ -11,8 +11,9 @@ All sequences form one project. For each strategy, round ``r = 1..R``:
 4. the dense labels (human, then confident propagation, then the proxy) are scored against the ground
    truth over every frame of every video.
 
-``JF`` after a round is the mean over videos of each video's J&F over all of its frames (the DAVIS
-convention, so a long video does not outweigh a short one); ``JF_frames`` pools every frame instead.
+``JF`` after a round is the mean J&F over every object on every frame of every video, so each frame
+counts once (on single-object sequences), as every frame is a training sample of the dataset being
+built; ``JF_videos`` is the DAVIS convention instead (the mean over videos of each video's J&F).
 
 Everything derived from frames (optical flow, patch features) is cached on the in-memory videos and
 shared by all strategies and rounds, so ``seconds`` of a round is mostly propagation, training and
@@ -179,12 +180,12 @@ class _Scorer:
             fs.append(f)
             all_j.extend(r[1] for r in rows)
             all_f.extend(r[2] for r in rows)
-        j, f = float(np.mean(js)), float(np.mean(fs))
+        j, f = float(np.mean(all_j)), float(np.mean(all_f))
         return {
             "J": j,
             "F": f,
             "JF": (j + f) / 2,
-            "JF_frames": float((np.mean(all_j) + np.mean(all_f)) / 2),
+            "JF_videos": float((np.mean(js) + np.mean(fs)) / 2),
             "per_video": per_video,
             "dense_sources": dict(self.sources),
         }
@@ -274,7 +275,7 @@ def run_loop_bench(
                 "JF": summary["JF"],
                 "J": summary["J"],
                 "F": summary["F"],
-                "JF_frames": summary["JF_frames"],
+                "JF_videos": summary["JF_videos"],
                 "seconds": time.perf_counter() - start,
                 "timings": {"select": select_s, **result.timings},
                 "proxy_JF": result.metrics.get("proxy_JF"),

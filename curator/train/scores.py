@@ -12,6 +12,8 @@ name                         value                                              
 ``confidence``               mean top-1 probability, [0, 1]                       low
 ``confidence_top``           mean top-1 of the ``top_fraction`` lowest pixels     low
 ``mc_disagreement``          MC-dropout variance of the probabilities, [0, 1]     high
+``novelty``                  mean per-pixel feature novelty of the proxy (``1 -   high
+                             max cosine`` to its training patches), [0, 1]
 ``proxy_disagreement``       ``1 - IoU`` of proxy and propagated masks (worst     high
                              object; 1 where the frame has no propagation)
 ``propagation_confidence``   the propagator's frame confidence (1 on human        low
@@ -20,6 +22,10 @@ name                         value                                              
 
 Means over every pixel shrink with the share of easy background; the ``_top`` reductions look only
 at the hardest pixels, so a small object the model is unsure about still stands out.
+
+The proxy's probabilities are already tempered by novelty (see :mod:`curator.train.proxy`), so the
+entropy, margin and confidence scores rise or fall away from the training frames; ``novelty`` is the
+distance term on its own.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ SCORE_DIRECTIONS: dict[str, str] = {
     "confidence": "low",
     "confidence_top": "low",
     "mc_disagreement": "high",
+    "novelty": "high",
     "proxy_disagreement": "high",
     "propagation_confidence": "low",
 }
@@ -66,12 +73,13 @@ def uncertainty_maps(probs: np.ndarray) -> dict[str, np.ndarray]:
     return {"entropy": np.clip(entropy, 0, 1), "margin": margin, "confidence": confidence}
 
 
-def frame_scores(probs: np.ndarray, top_fraction: float = 0.05) -> dict[str, float]:
+def frame_scores(probs: np.ndarray, top_fraction: float = 0.05, novelty: np.ndarray | None = None) -> dict[str, float]:
     """Reduce one frame's probabilities to the mean and top-fraction scores of the module table.
 
     Args:
         probs: ``(C, h, w)`` class probabilities.
         top_fraction: Share of hardest pixels the ``_top`` scores average over.
+        novelty: Per-pixel feature novelty of the frame (any shape); adds ``novelty`` (its mean).
 
     Raises:
         ValueError: If ``top_fraction`` is not in ``(0, 1]``.
@@ -79,6 +87,7 @@ def frame_scores(probs: np.ndarray, top_fraction: float = 0.05) -> dict[str, flo
     if not 0 < top_fraction <= 1:
         raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
     maps = uncertainty_maps(probs)
+    extra = {} if novelty is None else {"novelty": float(np.mean(novelty))}
     return {
         "entropy": float(maps["entropy"].mean()),
         "entropy_top": _top_mean(maps["entropy"], top_fraction, largest=True),
@@ -86,6 +95,7 @@ def frame_scores(probs: np.ndarray, top_fraction: float = 0.05) -> dict[str, flo
         "margin_top": _top_mean(maps["margin"], top_fraction, largest=False),
         "confidence": float(maps["confidence"].mean()),
         "confidence_top": _top_mean(maps["confidence"], top_fraction, largest=False),
+        **extra,
     }
 
 

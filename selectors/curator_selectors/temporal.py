@@ -9,8 +9,10 @@ Three pieces shared by every selector that takes ``min_gap`` / ``shot_coverage``
     ``gap_to_labeled``, every pick is that far from the video's labelled frames). The gap is a hard
     rule: when it leaves no eligible frame the selection stops short of the budget.
   - **shot coverage**: every shot gets a pick before any shot gets two, as far as the budget allows
-    (labelled frames count as picks of their shot). Rows whose ``shot_id`` is ``-1`` form one
-    "unknown" shot per video.
+    (labelled frames count as picks of their shot). Once every shot with frames left has one, the
+    rule steps aside, so a selector may then spend the budget where it is needed (a campaign's later
+    rounds should go to the hard videos, not one more frame to each). Rows whose ``shot_id`` is
+    ``-1`` form one "unknown" shot per video.
 
 * :class:`JointSpace`: squared distances in a joint space of embedding and normalised time,
   ``(1 - w) * ||e_i - e_j||^2 / 4 + w * tau_ij^2`` where ``tau`` is the time gap divided by the
@@ -145,10 +147,11 @@ class TemporalState:
         if not self.constraints.shot_coverage or not self.available.any():
             return self.available.copy()
         groups = self._groups[self.available]
-        counts = self._counts[groups]
-        least = counts.min()
+        uncovered = self._counts[groups] == 0
+        if not uncovered.any():
+            return self.available.copy()
         out = np.zeros(len(self.available), dtype=bool)
-        out[np.flatnonzero(self.available)[counts == least]] = True
+        out[np.flatnonzero(self.available)[uncovered]] = True
         return out
 
     def take(self, j: int) -> None:

@@ -19,6 +19,8 @@ name                        meaning                                          unc
 ``confidence_top``
 ``mc_disagreement``         MC-dropout variance of the proxy model, [0, 1]    high
 ``proxy_disagreement``      ``1 - IoU`` of proxy and propagated masks, [0, 1] high
+``novelty``                 proxy's feature novelty: mean ``1 - max cosine`` high
+                            of the patches to its training patches, [0, 1]
 =========================== ================================================ ====================
 
 Each selector turns its score into a utility where higher means more uncertain and picks the top
@@ -50,6 +52,7 @@ SCORE_NAMES: dict[str, str] = {
     "confidence_top": "low",
     "mc_disagreement": "high",
     "proxy_disagreement": "high",
+    "novelty": "high",
 }
 
 
