@@ -41,14 +41,13 @@ def contact_sheet(
     Returns:
         ``out``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     n = max(1, len(frames))
     rows = (n + columns - 1) // columns
-    fig = plt.figure(figsize=(3.2 * columns, 2.2 * rows + 1.4), dpi=110)
+    # a bare Figure draws off-screen without switching pyplot's backend (notebooks keep theirs)
+    fig = Figure(figsize=(3.2 * columns, 2.2 * rows + 1.4), dpi=110)
     grid = fig.add_gridspec(rows + 1, columns, height_ratios=[*([1.0] * rows), 0.35])
     for i, frame in enumerate(frames):
         ax = fig.add_subplot(grid[i // columns, i % columns])
@@ -56,7 +55,7 @@ def contact_sheet(
         ax.set_title(f"#{frame.rank + 1}  t={frame.timestamp:.2f}s  shot {frame.shot_index}", fontsize=8)
         ax.axis("off")
     timeline = fig.add_subplot(grid[rows, :])
-    colours = plt.get_cmap("tab10")
+    colours = colormaps["tab10"]
     bounds = [*shot_starts, duration]
     for s in range(len(shot_starts)):
         timeline.axvspan(bounds[s], bounds[s + 1], color=colours(s % 10), alpha=0.25)
@@ -71,5 +70,4 @@ def contact_sheet(
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
-    plt.close(fig)
     return out

@@ -254,12 +254,11 @@ def run_keyframe_bench(
 
 def plot_report(report: dict[str, Any], path: str | Path) -> None:
     """Plot mean J&F against the keyframe budget, one line per strategy, to a PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    # a bare Figure draws off-screen without switching pyplot's backend (notebooks keep theirs)
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     for strategy, per_budget in report["summary"].items():
         budgets = sorted(per_budget, key=int)
         ax.plot([int(b) for b in budgets], [per_budget[b] for b in budgets], marker="o", label=strategy)
@@ -272,7 +271,6 @@ def plot_report(report: dict[str, Any], path: str | Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def format_table(report: dict[str, Any]) -> str:

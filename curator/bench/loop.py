@@ -327,12 +327,11 @@ def frames_to_reach(summary: Sequence[Sequence[float]], target: float) -> float 
 
 def plot_loop(report: Mapping[str, Any], path: str | Path) -> None:
     """Plot J&F of the dense labels against annotated frames, one line per strategy, to a PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    # a bare Figure draws off-screen without switching pyplot's backend (notebooks keep theirs)
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
     for strategy, points in report["summary"].items():
         xs = [p[0] for p in points]
         ys = [p[1] for p in points]
@@ -345,7 +344,6 @@ def plot_loop(report: Mapping[str, Any], path: str | Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def format_loop_table(report: Mapping[str, Any]) -> str:
