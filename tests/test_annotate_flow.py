@@ -102,3 +102,9 @@ def test_full_resolution_dis_level() -> None:
     assert source.cache is not None and len([k for k in source.cache if k[0] == "flow"]) == 2
     with pytest.raises(ValueError, match="finest_scale"):
         FlowField(finest_scale=7)
+    with pytest.raises(ValueError, match="patch_stride"):
+        FlowField(patch_stride=0)
+    with pytest.raises(ValueError, match="refinement_iterations"):
+        FlowField(refinement_iterations=-1)
+    tuned = FlowField("dis", "medium", 1.0, 0, 2, 10)
+    assert tuned.flow(source, 1, 0).shape == (H, W, 2)

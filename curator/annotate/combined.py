@@ -50,6 +50,8 @@ class FlowFeaturePropagator(BidirectionalPropagator):
         flow_finest_scale: DIS pyramid's finest level. 0 (full resolution) raised mean J&F with 8
             uniform keyframes from 0.871 to 0.878 over the preset's level 1 on the DAVIS keyframe
             benchmark, mostly on thin parts (paraglider lines, limbs).
+        flow_patch_stride: DIS patch stride (``None``: the preset's, 3).
+        flow_refinement_iterations: DIS variational refinement iterations (``None``: the preset's, 5).
         sharpen_gain: Logistic sharpening of the flow chain after each step (0 disables it).
         tau: Frames over which the flow chain's weight decays by a factor e. 5 was best of 3, 5, 8 and
             16 on the DAVIS keyframe benchmark with 8 uniform keyframes (0.864, 0.871, 0.868, 0.864).
@@ -68,6 +70,8 @@ class FlowFeaturePropagator(BidirectionalPropagator):
     flow_preset: str = "medium"
     flow_scale: float = 1.0
     flow_finest_scale: int | None = 0
+    flow_patch_stride: int | None = None
+    flow_refinement_iterations: int | None = None
     sharpen_gain: float = 12.0
     tau: float = 5.0
 
@@ -75,7 +79,10 @@ class FlowFeaturePropagator(BidirectionalPropagator):
         self.features = PatchFeatures(
             self.checkpoint, device=self.device, short_side=self.short_side, backbone=self.backbone
         )
-        self.field = FlowField(self.flow_method, self.flow_preset, self.flow_scale, self.flow_finest_scale)
+        self.field = FlowField(
+            self.flow_method, self.flow_preset, self.flow_scale, self.flow_finest_scale,
+            self.flow_patch_stride, self.flow_refinement_iterations,
+        )
 
     def track(
         self, frames: FrameSource, start: int, init: Mapping[int, np.ndarray], order: Sequence[int]

@@ -32,12 +32,16 @@ class FlowField:
         finest_scale: Finest level of DIS's image pyramid (0: full resolution; ``None`` keeps the
             preset's, which is 1, half resolution, for ``medium``). Level 0 follows thin and small
             parts that level 1 loses, at about twice the cost.
+        patch_stride: DIS patch stride in pixels (``None``: the preset's, 3 for ``medium``).
+        refinement_iterations: DIS variational refinement iterations (``None``: the preset's, 5).
     """
 
     method: str = "dis"
     preset: str = "medium"
     scale: float = 0.5
     finest_scale: int | None = None
+    patch_stride: int | None = None
+    refinement_iterations: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("dis", "farneback"):
@@ -46,6 +50,10 @@ class FlowField:
             raise ValueError(f"DIS preset must be one of {sorted(_DIS_PRESETS)}, got {self.preset!r}")
         if self.finest_scale is not None and not 0 <= self.finest_scale <= 4:
             raise ValueError(f"finest_scale must be in 0..4 or None, got {self.finest_scale!r}")
+        if self.patch_stride is not None and self.patch_stride < 1:
+            raise ValueError(f"patch_stride must be >= 1 or None, got {self.patch_stride!r}")
+        if self.refinement_iterations is not None and self.refinement_iterations < 0:
+            raise ValueError(f"refinement_iterations must be >= 0 or None, got {self.refinement_iterations!r}")
         self._dis: Any = None
 
     def _gray(self, frames: FrameSource, index: int) -> np.ndarray:
@@ -60,13 +68,18 @@ class FlowField:
                 self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])  # type: ignore[attr-defined]
                 if self.finest_scale is not None:
                     self._dis.setFinestScale(int(self.finest_scale))
+                if self.patch_stride is not None:
+                    self._dis.setPatchStride(int(self.patch_stride))
+                if self.refinement_iterations is not None:
+                    self._dis.setVariationalRefinementIterations(int(self.refinement_iterations))
             return np.asarray(self._dis.calc(target, source, None))
         farneback: Any = cv2.calcOpticalFlowFarneback  # the stubs reject flow=None, which OpenCV accepts
         return np.asarray(farneback(target, source, None, 0.5, 4, 21, 3, 7, 1.5, 0))
 
     def flow(self, frames: FrameSource, target: int, source: int) -> np.ndarray:
         """Flow on the scaled grid such that ``target(x) ~ source(x + flow(x))``, cached on the source."""
-        key = ("flow", self.method, self.preset, self.scale, self.finest_scale, target, source)
+        dis = (self.finest_scale, self.patch_stride, self.refinement_iterations)
+        key = ("flow", self.method, self.preset, self.scale, dis, target, source)
         cache = frames.cache
         if cache is not None and key in cache:
             return cache[key]  # type: ignore[no-any-return]
