@@ -53,12 +53,44 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def embed_frames(frames: Sequence[np.ndarray], backbone: Any) -> np.ndarray:
+    """``(n, d)`` float32 embeddings of ``frames``, 16 frames per backbone call."""
+    return np.concatenate([backbone.embed(list(frames[i : i + 16])) for i in range(0, len(frames), 16)]).astype(
+        np.float32
+    )
+
+
+def ground_truth(seq: DavisSequence) -> list[dict[int, np.ndarray]]:
+    """Per frame, ``{object id: (H, W) bool mask}`` for every object of the sequence."""
+    labels = [seq.labels(i) for i in range(len(seq))]
+    objects = sorted({int(v) for lab in labels for v in np.unique(lab) if v != 0})
+    return [labels_to_masks(lab, objects) for lab in labels]
+
+
+def patch_entries(source: FrameSource) -> dict[Any, Any]:
+    """The frame source's cached patch features (its ``("patch", ...)`` entries)."""
+    return {k: v for k, v in (source.cache or {}).items() if isinstance(k, tuple) and k[0] == "patch"}
+
+
+def load_patch_cache(source: FrameSource, path: Path | None) -> None:
+    """Fill ``source``'s cache from a pickle written by :func:`save_patch_cache`, if there is one."""
+    if path is not None and path.is_file() and source.cache is not None:
+        with path.open("rb") as fh:
+            source.cache.update(pickle.load(fh))
+
+
+def save_patch_cache(source: FrameSource, path: Path) -> None:
+    """Pickle ``source``'s patch features to ``path`` so later runs skip the backbone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pickle.dump(patch_entries(source), fh)
+
+
 def build_pool(frames: Sequence[np.ndarray], backbone: Any) -> Pool:
     """A one-video, one-shot pool over ``frames`` embedded by ``backbone`` (timestamps ``i / 24``)."""
     n = len(frames)
-    embeddings = np.concatenate([backbone.embed(list(frames[i : i + 16])) for i in range(0, n, 16)])
     return Pool(
-        embeddings=embeddings.astype(np.float32),
+        embeddings=embed_frames(frames, backbone),
         frame_ids=np.arange(n, dtype=np.int64),
         video_ids=np.zeros(n, dtype=np.int64),
         timestamps=np.arange(n, dtype=np.float64) / FPS,
@@ -102,15 +134,10 @@ def run_sequence(
 
     frames = seq.frames()
     n = len(frames)
-    labels = [seq.labels(i) for i in range(n)]
-    objects = sorted({int(v) for lab in labels for v in np.unique(lab) if v != 0})
-    gt = [labels_to_masks(lab, objects) for lab in labels]
+    gt = ground_truth(seq)
     pool = build_pool(frames, pool_backbone)
     source = FrameSource(frames, cache=True)
-    assert source.cache is not None
-    if cache_file is not None and cache_file.is_file():
-        with cache_file.open("rb") as fh:
-            source.cache.update(pickle.load(fh))
+    load_patch_cache(source, cache_file)
     rows: list[dict[str, Any]] = []
     cold = float("nan")
     for strategy in strategies:
@@ -142,11 +169,7 @@ def run_sequence(
                 }
             )
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with cache_file.open("wb") as fh:
-            pickle.dump(
-                {k: v for k, v in source.cache.items() if isinstance(k, tuple) and k[0] == "patch"}, fh
-            )
+        save_patch_cache(source, cache_file)
     return rows, cold
 
 

@@ -23,7 +23,6 @@ are also kept in ``cache_dir`` when one is given (the same patch cache as ``cura
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
@@ -34,9 +33,17 @@ from typing import Any
 import numpy as np
 
 from curator.annotate.base import FrameSource
-from curator.annotate.masks import labels_to_masks
 from curator.bench.davis import DavisSequence, load_davis
-from curator.bench.keyframes import FPS, build_propagator, machine_info
+from curator.bench.keyframes import (
+    FPS,
+    build_propagator,
+    embed_frames,
+    ground_truth,
+    load_patch_cache,
+    machine_info,
+    patch_entries,
+    save_patch_cache,
+)
 from curator.eval import score_frame
 from curator.pool import Pool
 from curator.train.loop import FrameOutcome, RoundConfig, VideoState, run_round
@@ -53,8 +60,7 @@ def _embed(seq: DavisSequence, frames: Sequence[np.ndarray], backbone: Any, name
         cached = np.load(path)
         if len(cached) == len(frames):
             return np.asarray(cached, dtype=np.float32)
-    emb = np.concatenate([backbone.embed(list(frames[i : i + 16])) for i in range(0, len(frames), 16)])
-    emb = emb.astype(np.float32)
+    emb = embed_frames(frames, backbone)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, emb)
@@ -80,14 +86,9 @@ class Campaign:
         for key, seq in enumerate(seqs):
             frames = seq.frames()
             n = len(frames)
-            labels = [seq.labels(i) for i in range(n)]
-            objects = sorted({int(v) for lab in labels for v in np.unique(lab) if v != 0})
-            self.gt.append([labels_to_masks(lab, objects) for lab in labels])
+            self.gt.append(ground_truth(seq))
             source = FrameSource(frames, cache=True)
-            cache_file = _patch_cache(cache_dir, seq.name)
-            if cache_file is not None and cache_file.is_file() and source.cache is not None:
-                with cache_file.open("rb") as fh:
-                    source.cache.update(pickle.load(fh))
+            load_patch_cache(source, _patch_cache(cache_dir, seq.name))
             ids = np.arange(offset, offset + n, dtype=np.int64)
             self.videos.append(VideoState(key, source, ids, np.zeros(n, dtype=np.int64)))
             embeddings.append(_embed(seq, frames, backbone, backbone_name, cache_dir))
@@ -138,15 +139,11 @@ class Campaign:
 
     def save_patch_caches(self, cache_dir: Path) -> None:
         """Write each video's patch features to ``cache_dir`` for later runs."""
-        cache_dir.mkdir(parents=True, exist_ok=True)
         for name, video in zip(self.names, self.videos, strict=True):
-            cache = video.source.cache or {}
-            patch = {k: v for k, v in cache.items() if isinstance(k, tuple) and k[0] == "patch"}
             path = _patch_cache(cache_dir, name)
             assert path is not None
-            if patch and not path.is_file():
-                with path.open("wb") as fh:
-                    pickle.dump(patch, fh)
+            if patch_entries(video.source) and not path.is_file():
+                save_patch_cache(video.source, path)
 
 
 class _Scorer:
