@@ -533,6 +533,45 @@ def bench_loop(
     typer.echo(f"wrote {out} and {plot}")
 
 
+@bench_app.command("allocation")
+def bench_allocation(
+    report: Annotated[Path, typer.Option("--report", help="JSON report of `curator bench keyframes`.")],
+    frames: Annotated[str, typer.Option("--frames", help="Comma-separated totals of keyframes to share.")] = "20,30,40,50",
+    strategy: Annotated[str, typer.Option(help="Placement rule whose per-video curves are used.")] = "uniform",
+    weighting: Annotated[
+        str, typer.Option(help="'videos': mean over videos (DAVIS); 'frames': pooled over frames.")
+    ] = "videos",
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
+) -> None:
+    """The best split of a keyframe budget between videos, read off measured per-video curves (an oracle bound).
+
+    No selector that only moves keyframes between videos (keeping the report's placement inside
+    each) can beat this; compare it with the even split to see what allocation is worth.
+    """
+    from curator.bench.allocation import allocation_report, format_allocation_table
+
+    try:
+        source = json.loads(report.read_text())
+    except FileNotFoundError:
+        raise _fail(f"no such report: {report}") from None
+    except json.JSONDecodeError as exc:
+        raise _fail(f"{report} is not valid JSON: {exc}") from None
+    if not isinstance(source, dict):
+        raise _fail(f"{report} is not a keyframe-bench report (expected a JSON object with 'rows')")
+    try:
+        totals = [int(t) for t in frames.split(",") if t.strip()]
+    except ValueError:
+        raise _fail(f"--frames must be comma-separated integers, got {frames!r}") from None
+    if not totals or min(totals) < 0:
+        raise _fail(f"--frames must list non-negative totals, got {frames!r}")
+    with _user_errors():
+        result = allocation_report(source, strategy, totals, weighting)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    typer.echo(format_allocation_table(result))
+
+
 @bench_app.command("select-scale")
 def bench_select_scale(
     out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
