@@ -22,6 +22,12 @@ import numpy as np
 WEIGHTINGS = ("videos", "frames")
 
 
+def _normalised(videos: Sequence[str], weights: Mapping[str, float] | None) -> np.ndarray:
+    """Per-video weights in ``videos`` order, summing to 1 (equal when ``weights`` is ``None``)."""
+    w = np.array([float((weights or {}).get(v, 1.0)) for v in videos])
+    return w / w.sum()
+
+
 def curves_from_report(report: Mapping[str, Any], strategy: str) -> tuple[dict[str, dict[int, float]], dict[str, int]]:
     """Per-video ``{budget: J&F}`` curves and frame counts of ``strategy`` in a keyframe-bench report.
 
@@ -68,8 +74,7 @@ def best_allocation(
     videos = sorted(curves)
     if not videos:
         raise ValueError("no per-video curves given")
-    w = np.array([float((weights or {}).get(v, 1.0)) for v in videos])
-    w = w / w.sum()
+    w = _normalised(videos, weights)
     neg = -np.inf
     best = np.full(total + 1, neg)
     best[0] = 0.0
@@ -101,13 +106,21 @@ def best_allocation(
 
 
 def even_allocation(frames: Mapping[str, int], total: int) -> dict[str, int]:
-    """Keyframes per video in proportion to its length (largest remainders), at least one each."""
+    """Keyframes per video in proportion to its length, at least one each while ``total`` allows.
+
+    The proportional split is :func:`curator_selectors.baselines.allocate`, the one ``uniform`` uses
+    across videos; a video it leaves empty then takes one frame from the video with the most.
+    """
+    from curator_selectors.baselines import allocate
+
     videos = sorted(frames)
-    share = np.array([frames[v] for v in videos], dtype=np.float64)
-    raw = np.maximum(1.0, share / share.sum() * total)
-    counts = np.floor(raw).astype(int)
-    order = np.argsort(-(raw - counts), kind="stable")
-    for j in order[: max(0, total - int(counts.sum()))]:
+    length = np.array([frames[v] for v in videos], dtype=np.int64)
+    counts = allocate(length, total, length)
+    for j in np.flatnonzero(counts == 0):
+        k = int(np.argmax(counts))
+        if counts[k] <= 1:
+            break
+        counts[k] -= 1
         counts[j] += 1
     return {v: int(c) for v, c in zip(videos, counts, strict=True)}
 
@@ -126,15 +139,14 @@ def allocation_report(
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     curves, frames = curves_from_report(report, strategy)
     weights = {v: float(frames[v]) for v in frames} if weighting == "frames" else None
-    w = np.array([(weights or {}).get(v, 1.0) for v in sorted(curves)])
+    videos = sorted(curves)
+    w = _normalised(videos, weights)
     rows = []
     for total in totals:
         value, split = best_allocation(curves, int(total), weights)
         even = even_allocation(frames, int(total))
-        measured = all(even[v] in curves[v] for v in curves)
-        even_jf = (
-            float(np.dot(w, [curves[v][even[v]] for v in sorted(curves)]) / w.sum()) if measured else None
-        )
+        measured = all(even[v] in curves[v] for v in videos)
+        even_jf = float(np.dot(w, [curves[v][even[v]] for v in videos])) if measured else None
         rows.append({"total": int(total), "best_JF": value, "best_split": split, "even_JF": even_jf, "even_split": even})
     return {
         "benchmark": "allocation",
