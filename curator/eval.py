@@ -41,7 +41,10 @@ def _same_shape(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def region_similarity(pred: np.ndarray, gt: np.ndarray) -> float:
     """DAVIS J: IoU of two binary masks (1.0 when both are empty)."""
-    p, g = _same_shape(pred, gt)
+    return _iou(*_same_shape(pred, gt))
+
+
+def _iou(p: np.ndarray, g: np.ndarray) -> float:
     union = np.count_nonzero(p | g)
     if union == 0:
         return 1.0
@@ -88,20 +91,55 @@ def boundary_measure(pred: np.ndarray, gt: np.ndarray, tolerance: float = BOUNDA
         tolerance: Fraction of the image diagonal (or pixels when >= 1).
     """
     p, g = _same_shape(pred, gt)
-    pb, gb = seg2bmap(p), seg2bmap(g)
-    n_p, n_g = int(pb.sum()), int(gb.sum())
-    if n_p == 0 and n_g == 0:
-        return 1.0
-    if n_p == 0 or n_g == 0:
-        return 0.0
-    disk = _disk(boundary_pixels(p.shape, tolerance))
-    p_dil = cv2.dilate(pb.astype(np.uint8), disk).astype(bool)
-    g_dil = cv2.dilate(gb.astype(np.uint8), disk).astype(bool)
-    precision = np.count_nonzero(pb & g_dil) / n_p
-    recall = np.count_nonzero(gb & p_dil) / n_g
-    if precision + recall == 0:
-        return 0.0
-    return float(2 * precision * recall / (precision + recall))
+    return MaskScorer(g, tolerance).boundary(p)
+
+
+class MaskScorer:
+    """J and F of predictions against one true mask, whose boundary is traced and dilated once.
+
+    Scoring many candidate masks against the same frame (as the placement oracle does) then costs
+    only the prediction's side.
+
+    Args:
+        gt: True ``(H, W)`` mask.
+        tolerance: Boundary tolerance, as in :func:`boundary_measure`.
+    """
+
+    def __init__(self, gt: np.ndarray, tolerance: float = BOUNDARY_TOLERANCE) -> None:
+        self.gt = _binary(gt, "ground truth")
+        self.gt_boundary = seg2bmap(self.gt)
+        self.n_gt = int(self.gt_boundary.sum())
+        self.disk = _disk(boundary_pixels(self.gt.shape, tolerance))
+        self.gt_dilated = cv2.dilate(self.gt_boundary.astype(np.uint8), self.disk).astype(bool)
+
+    def _check(self, pred: np.ndarray) -> np.ndarray:
+        p = _binary(pred, "prediction")
+        if p.shape != self.gt.shape:
+            raise ValueError(f"prediction {p.shape} and ground truth {self.gt.shape} must have the same shape")
+        return p
+
+    def region(self, pred: np.ndarray) -> float:
+        """J of ``pred``."""
+        return _iou(self._check(pred), self.gt)
+
+    def boundary(self, pred: np.ndarray) -> float:
+        """F of ``pred``."""
+        pb = seg2bmap(self._check(pred))
+        n_p = int(pb.sum())
+        if n_p == 0 and self.n_gt == 0:
+            return 1.0
+        if n_p == 0 or self.n_gt == 0:
+            return 0.0
+        p_dil = cv2.dilate(pb.astype(np.uint8), self.disk).astype(bool)
+        precision = np.count_nonzero(pb & self.gt_dilated) / n_p
+        recall = np.count_nonzero(self.gt_boundary & p_dil) / self.n_gt
+        if precision + recall == 0:
+            return 0.0
+        return float(2 * precision * recall / (precision + recall))
+
+    def jf(self, pred: np.ndarray) -> float:
+        """J&F of ``pred``."""
+        return (self.region(pred) + self.boundary(pred)) / 2
 
 
 @dataclass(frozen=True)

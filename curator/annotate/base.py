@@ -202,6 +202,59 @@ def soft_confidence(prob: np.ndarray) -> float:
     return float(np.abs(2.0 * prob[region] - 1.0).mean())
 
 
+def blend_sides(
+    t: int, a: int, b: int, prob_a: np.ndarray, prob_b: np.ndarray, conf_a: float, conf_b: float
+) -> np.ndarray:
+    """Soft mask of frame ``a < t < b`` from the chains of keyframes ``a`` and ``b`` (see :class:`BidirectionalPropagator`).
+
+    Each side's weight is its closeness to ``t`` times its :func:`soft_confidence` (at least 1e-3).
+    """
+    span = b - a
+    wa = (b - t) / span * max(conf_a, 1e-3)
+    wb = (t - a) / span * max(conf_b, 1e-3)
+    return (wa * prob_a + wb * prob_b) / (wa + wb)  # type: ignore[no-any-return]
+
+
+def exclusive_masks(
+    probs: Mapping[int, np.ndarray], objects: Sequence[int], threshold: float = 0.5
+) -> dict[int, np.ndarray]:
+    """Boolean masks from soft masks: a pixel goes to its most probable object if that is ``>= threshold``."""
+    stack = np.stack([probs[k] for k in objects])
+    best = stack.argmax(axis=0)
+    keep = stack.max(axis=0) >= threshold
+    return {k: keep & (best == i) for i, k in enumerate(objects)}
+
+
+class SoftStore:
+    """Soft masks keyed by frame (or any hashable), quantised to uint8 and zlib-compressed (mostly 0/255: tiny)."""
+
+    def __init__(self) -> None:
+        self._data: dict[Any, dict[int, tuple[bytes, tuple[int, int]]]] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def put(self, key: Any, probs: Mapping[int, np.ndarray]) -> None:
+        """Store ``{object id: soft mask}`` under ``key``."""
+        self._data[key] = {
+            k: (zlib.compress(np.round(p * 255).astype(np.uint8).tobytes(), 1), p.shape)
+            for k, p in probs.items()
+        }
+
+    def get(self, key: Any) -> dict[int, np.ndarray]:
+        """The soft masks stored under ``key`` (as float32, to within 1/510)."""
+        return {
+            k: np.frombuffer(zlib.decompress(b), dtype=np.uint8).reshape(s).astype(np.float32) / 255.0
+            for k, (b, s) in self._data[key].items()
+        }
+
+    def pop(self, key: Any) -> dict[int, np.ndarray]:
+        """:meth:`get`, then forget ``key``."""
+        out = self.get(key)
+        del self._data[key]
+        return out
+
+
 def validate_keyframes(
     keyframes: Sequence[Keyframe], num_frames: int, size: tuple[int, int]
 ) -> tuple[list[Keyframe], list[int]]:
@@ -247,25 +300,6 @@ def shot_segments(
         raise ValueError(f"shot_ids must have shape ({num_frames},), got {ids.shape}")
     cuts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), num_frames]
     return [range(a, b) for a, b in itertools.pairwise(cuts)]
-
-
-class _SoftStore:
-    """Soft masks of one direction, quantised to uint8 and zlib-compressed (mostly 0/255: tiny)."""
-
-    def __init__(self) -> None:
-        self._data: dict[int, dict[int, tuple[bytes, tuple[int, int]]]] = {}
-
-    def put(self, index: int, probs: Mapping[int, np.ndarray]) -> None:
-        self._data[index] = {
-            k: (zlib.compress(np.round(p * 255).astype(np.uint8).tobytes(), 1), p.shape)
-            for k, p in probs.items()
-        }
-
-    def pop(self, index: int) -> dict[int, np.ndarray]:
-        return {
-            k: np.frombuffer(zlib.decompress(b), dtype=np.uint8).reshape(s).astype(np.float32) / 255.0
-            for k, (b, s) in self._data.pop(index).items()
-        }
 
 
 @dataclass
@@ -321,10 +355,7 @@ class BidirectionalPropagator:
     def _finish(
         self, index: int, probs: Mapping[int, np.ndarray], objects: Sequence[int], conf: Mapping[int, float]
     ) -> PropagatedFrame:
-        stack = np.stack([probs[k] for k in objects])
-        best = stack.argmax(axis=0)
-        keep = stack.max(axis=0) >= self.threshold
-        masks = {k: keep & (best == i) for i, k in enumerate(objects)}
+        masks = exclusive_masks(probs, objects, self.threshold)
         return PropagatedFrame(index, masks, {k: float(conf[k]) for k in objects})
 
     def propagate(
@@ -394,7 +425,7 @@ class BidirectionalPropagator:
             # Head: backwards from the first keyframe, stored, then yielded in order.
             first = seg_keys[0]
             head = list(range(first.index - 1, segment.start - 1, -1))
-            store = _SoftStore()
+            store = SoftStore()
             for t, probs in self.track(source, first.index, init_of(first), head):
                 self._check(cancel)
                 store.put(t, probs)
@@ -408,7 +439,7 @@ class BidirectionalPropagator:
                 nxt = seg_keys[i + 1] if i + 1 < len(seg_keys) else None
                 stop = nxt.index if nxt is not None else segment.stop
                 forward = list(range(key.index + 1, stop))
-                backward_store = _SoftStore()
+                backward_store = SoftStore()
                 if nxt is not None and forward:
                     for t, probs in self.track(source, nxt.index, init_of(nxt), forward[::-1]):
                         self._check(cancel)
@@ -418,14 +449,12 @@ class BidirectionalPropagator:
                     conf = {k: soft_confidence(p) for k, p in probs.items()}
                     if nxt is not None:
                         back = backward_store.pop(t)
-                        span = nxt.index - key.index
-                        blended: dict[int, np.ndarray] = {}
-                        for k in objects:
-                            cb = soft_confidence(back[k])
-                            wa = (nxt.index - t) / span * max(conf[k], 1e-3)
-                            wb = (t - key.index) / span * max(cb, 1e-3)
-                            blended[k] = (wa * probs[k] + wb * back[k]) / (wa + wb)
-                        probs = blended
+                        probs = {
+                            k: blend_sides(
+                                t, key.index, nxt.index, probs[k], back[k], conf[k], soft_confidence(back[k])
+                            )
+                            for k in objects
+                        }
                         conf = {k: soft_confidence(p) for k, p in probs.items()}
                     yield emit(self._finish(t, probs, objects, conf))
 
