@@ -140,3 +140,22 @@ def test_cli(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "budgets" in bad.output
     missing = runner.invoke(app, ["bench", "placement", "--davis", str(tmp_path / "none")])
     assert missing.exit_code == 2
+
+
+@pytest.mark.slow
+def test_real_davis_oracle_matches_propagation_and_beats_uniform() -> None:
+    from tests.test_bench_keyframes import DAVIS
+
+    if not DAVIS.is_dir():
+        pytest.skip(f"DAVIS 2016 sample not found at {DAVIS}")
+    seq = load_davis(DAVIS, sequences=["scooter-black"])[0]
+    frames = FrameSource(seq.frames(), cache=True)
+    gt = ground_truth(seq)
+    prop = create_propagator("flow")
+    sums = placement_sums(prop, frames, gt, anchors=range(0, len(gt), 4))
+    for keys in ([20], [8, 28], [0, 12, 24, 40]):
+        assert sums.score(keys) == pytest.approx(propagated_jf(prop, frames, gt, keys), abs=1e-3)
+    for budget in (1, 2, 4):
+        value, keys = sums.best(budget)
+        assert value >= max(sums.score(c) for c in itertools.combinations(sums.anchors, budget)) - 1e-12
+        assert value > 0.5

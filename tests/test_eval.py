@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from curator.eval import (
+    MaskScorer,
     boundary_measure,
     boundary_pixels,
     region_similarity,
@@ -111,3 +112,22 @@ def test_sequence_means_per_object_then_over_objects() -> None:
     assert [(s.frame, s.obj, s.JF) for s in frame] == [(3, 1, 1.0), (3, 2, 0.0)]
     with pytest.raises(ValueError, match="empty sequence"):
         score_sequence([])
+
+
+def test_mask_scorer_matches_the_functions() -> None:
+    rng = np.random.default_rng(3)
+    gt = np.zeros((60, 80), bool)
+    gt[15:45, 20:60] = True
+    scorer = MaskScorer(gt)
+    for _ in range(5):
+        pred = np.zeros_like(gt)
+        y, x = rng.integers(0, 30), rng.integers(0, 40)
+        pred[y : y + 30, x : x + 40] = True
+        assert scorer.region(pred) == region_similarity(pred, gt)
+        assert scorer.boundary(pred) == boundary_measure(pred, gt)
+        assert scorer.jf(pred) == pytest.approx(
+            (region_similarity(pred, gt) + boundary_measure(pred, gt)) / 2
+        )
+    assert MaskScorer(np.zeros_like(gt)).jf(np.zeros_like(gt)) == 1.0
+    with pytest.raises(ValueError, match="same shape"):
+        scorer.jf(np.zeros((10, 10), bool))
