@@ -597,8 +597,8 @@ def bench_placement(
 ) -> None:
     """The best keyframe placement inside each sequence, found with the ground truth (an oracle bound).
 
-    Tracks from every anchor frame once (about n^2 propagation steps per sequence: an hour for the 10
-    DAVIS-2016 sequences on 2 CPU cores), then an exact dynamic programme finds the best placement for
+    Tracks from every anchor frame once (about n^2 propagation steps per sequence: 2 CPU-hours for the
+    10 DAVIS-2016 sequences, then cached), then an exact dynamic programme finds the best placement for
     every budget and scores the strategies' picks on the same sums. No selector can beat the oracle;
     its lead over `uniform` is all that placement can win with this propagator.
     """
