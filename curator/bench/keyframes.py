@@ -116,6 +116,52 @@ def build_propagator(name: str, backbone: Any = None, **options: Any) -> Any:
     return create_propagator(name, **{k: v for k, v in options.items() if v is not None})
 
 
+def check_strategies(strategies: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any strategy that is not a registered selector."""
+    from curator_selectors import list_selectors
+
+    unknown = sorted(set(strategies) - set(list_selectors()))
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; valid: {list_selectors()}")
+
+
+def load_sequences(davis: str | Path, sequences: Sequence[str] | None = None) -> list[DavisSequence]:
+    """The DAVIS-layout sequences to benchmark; ``ValueError`` when the folder holds none."""
+    seqs = load_davis(davis, sequences=sequences)
+    if not seqs:
+        raise ValueError(f"no sequences found in {davis}")
+    return seqs
+
+
+def bench_models(
+    propagator: str, checkpoint: str | Path | None, propagator_options: dict[str, Any] | None
+) -> tuple[Any, str, dict[str, Any], Any]:
+    """The pool backbone, its name, the propagator options and the propagator of a DAVIS bench.
+
+    With ``checkpoint`` the pool uses DINOv2 and shares it with feature-based propagators; without,
+    the weight-free ``classic`` embedder, and feature-based propagators resolve their own weights.
+    """
+    from curator.embed import create_backbone
+
+    if checkpoint:
+        backbone = create_backbone("dinov2_vits14", checkpoint=checkpoint, device="auto").backbone
+        backbone_name = "dinov2_vits14"
+    else:
+        backbone = create_backbone("classic").backbone
+        backbone_name = "classic"
+    options = dict(propagator_options or {})
+    if propagator in NEEDS_BACKBONE and not checkpoint:
+        options.setdefault("checkpoint", None)  # the propagator resolves its own weights (env or hub)
+    prop = build_propagator(propagator, backbone if checkpoint else None, **options)
+    return backbone, backbone_name, options, prop
+
+
+def pick_keyframes(selector: Any, pool: Pool, budget: int, seed: int = 0) -> list[int]:
+    """The sorted frame indices ``selector`` picks from a one-video pool."""
+    selection = selector.select(pool, int(budget), np.random.default_rng(seed))
+    return sorted(int(pool.frame_ids[i]) for i in selection.indices)
+
+
 def run_sequence(
     seq: DavisSequence,
     propagator: Any,
@@ -143,8 +189,7 @@ def run_sequence(
     for strategy in strategies:
         selector = create_selector(strategy)
         for budget in budgets:
-            selection = selector.select(pool, int(budget), np.random.default_rng(seed))
-            picked = sorted(int(pool.frame_ids[i]) for i in selection.indices)
+            picked = pick_keyframes(selector, pool, budget, seed)
             keys = keyframes_from_gt(picked, gt)
             start = time.perf_counter()
             if keys:
@@ -219,29 +264,13 @@ def run_keyframe_bench(
     Raises:
         ValueError: With no budgets or strategies, or a negative budget.
     """
-    from curator.embed import create_backbone
-    from curator_selectors import list_selectors
-
     if not budgets or not strategies:
         raise ValueError("give at least one budget and one strategy")
     if any(int(b) < 0 for b in budgets):
         raise ValueError(f"budgets must be non-negative, got {list(budgets)}")
-    unknown = sorted(set(strategies) - set(list_selectors()))
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; valid: {list_selectors()}")
-    seqs = load_davis(davis, sequences=sequences)
-    if not seqs:
-        raise ValueError(f"no sequences found in {davis}")
-    if checkpoint:
-        backbone = create_backbone("dinov2_vits14", checkpoint=checkpoint, device="auto").backbone
-        backbone_name = "dinov2_vits14"
-    else:
-        backbone = create_backbone("classic").backbone
-        backbone_name = "classic"
-    options = dict(propagator_options or {})
-    if propagator in NEEDS_BACKBONE and not checkpoint:
-        options.setdefault("checkpoint", None)  # the propagator resolves its own weights (env or hub)
-    prop = build_propagator(propagator, backbone if checkpoint else None, **options)
+    check_strategies(strategies)
+    seqs = load_sequences(davis, sequences)
+    backbone, backbone_name, options, prop = bench_models(propagator, checkpoint, propagator_options)
     rows: list[dict[str, Any]] = []
     colds: list[float] = []
     for seq in seqs:

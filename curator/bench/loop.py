@@ -33,13 +33,15 @@ from typing import Any
 import numpy as np
 
 from curator.annotate.base import FrameSource
-from curator.bench.davis import DavisSequence, load_davis
+from curator.bench.davis import DavisSequence
 from curator.bench.keyframes import (
     FPS,
     build_propagator,
+    check_strategies,
     embed_frames,
     ground_truth,
     load_patch_cache,
+    load_sequences,
     machine_info,
     patch_entries,
     save_patch_cache,
@@ -229,18 +231,14 @@ def run_loop_bench(
     """
     from curator.annotate.feature import PatchFeatures
     from curator.embed import create_backbone
-    from curator_selectors import create_selector, list_selectors
+    from curator_selectors import create_selector
 
     if not strategies:
         raise ValueError("give at least one strategy")
-    unknown = sorted(set(strategies) - set(list_selectors()))
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; valid: {list_selectors()}")
+    check_strategies(strategies)
     if rounds < 1 or per_round < 1:
         raise ValueError(f"rounds and per_round must be at least 1, got {rounds} and {per_round}")
-    seqs = load_davis(davis, sequences=sequences)
-    if not seqs:
-        raise ValueError(f"no sequences found in {davis}")
+    seqs = load_sequences(davis, sequences)
     cfg = config or RoundConfig(short_side=336)
     cfg = replace(cfg, proxy=replace(cfg.proxy, seed=seed))
     backbone = create_backbone("dinov2_vits14", checkpoint=checkpoint, device="auto").backbone

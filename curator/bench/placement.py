@@ -267,35 +267,26 @@ def run_placement_bench(
     Raises:
         ValueError: For bad budgets, strategies, stride, or a propagator that is not bidirectional.
     """
-    from curator.bench.davis import load_davis
     from curator.bench.keyframes import (
+        bench_models,
         build_pool,
-        build_propagator,
+        check_strategies,
         ground_truth,
         load_patch_cache,
+        load_sequences,
         machine_info,
+        pick_keyframes,
         save_patch_cache,
     )
-    from curator.embed import create_backbone
-    from curator_selectors import create_selector, list_selectors
+    from curator_selectors import create_selector
 
     if not budgets or any(int(b) < 1 for b in budgets):
         raise ValueError(f"budgets must be positive integers, got {list(budgets)}")
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    unknown = sorted(set(strategies) - set(list_selectors()))
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; valid: {list_selectors()}")
-    seqs = load_davis(davis, sequences=sequences)
-    if not seqs:
-        raise ValueError(f"no sequences found in {davis}")
-    backbone_name = "dinov2_vits14" if checkpoint else "classic"
-    if checkpoint:
-        backbone = create_backbone(backbone_name, checkpoint=checkpoint, device="auto").backbone
-    else:
-        backbone = create_backbone(backbone_name).backbone
-    options = dict(propagator_options or {})
-    prop = build_propagator(propagator, backbone if checkpoint else None, **options)
+    check_strategies(strategies)
+    seqs = load_sequences(davis, sequences)
+    backbone, backbone_name, options, prop = bench_models(propagator, checkpoint, propagator_options)
     if not isinstance(prop, BidirectionalPropagator):
         raise ValueError(
             f"propagator {propagator!r} does not track in one-way chains; the oracle needs one that does"
@@ -310,8 +301,7 @@ def run_placement_bench(
         for strategy in strategies:
             selector = create_selector(strategy)
             for budget in budgets:
-                selection = selector.select(pool, int(budget), np.random.default_rng(seed))
-                picks[(strategy, int(budget))] = sorted(int(pool.frame_ids[i]) for i in selection.indices)
+                picks[(strategy, int(budget))] = pick_keyframes(selector, pool, budget, seed)
         anchors = None if stride == 1 else sorted(set(range(0, n, stride)).union(*picks.values()))
         cache = Path(cache_dir) / _cache_name(seq.name, propagator, options, anchors) if cache_dir else None
         if cache is not None and cache.is_file():
