@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/curator demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check curator api selectors tests
+	$(BIN)/ruff check curator benchmarks api selectors tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -23,7 +23,7 @@ from api.routes import (
     selections,
     videos,
 )
-from curator.config import Settings
+from curator.config import Settings, load_settings
 from curator.jobs import JobRunner, ThreadJobRunner
 from curator.workspace import Workspace
 
@@ -39,6 +39,15 @@ Curation service for video segmentation datasets.
   RLE (or an indexed PNG) with `POST /tasks/{id}/submit`.
 * **Errors** are JSON `{"code": ..., "detail": ...}`; `code` is stable, `detail` is for people.
 """
+
+
+def create_app_from_environment() -> FastAPI:
+    """The application for the settings of the environment (``$CURATOR_CONFIG``, ``CURATOR_*``).
+
+    ``curator serve`` hands this factory to uvicorn by its import string
+    (``api.app:create_app_from_environment``), so the engine never imports ``api``.
+    """
+    return create_app(load_settings())
 
 
 def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace: Workspace | None = None) -> FastAPI:

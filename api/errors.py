@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from curator.labels.masks import InvalidMaskError
+
 log = logging.getLogger(__name__)
 
 _STATUS_CODES = {
@@ -81,6 +83,10 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("validation_error", summary, errors=errors), status_code=422)
 
 
+def _invalid_mask(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=422, content=error_body("invalid_mask", str(exc)))
+
+
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(
@@ -93,4 +99,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidMaskError, _invalid_mask)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,4 +1,4 @@
-"""Job plumbing of the API: the ``select`` handler, the handler map, submitting, and ``JobPublic``."""
+"""Job plumbing of the API: the handler map, submitting, and ``JobPublic``."""
 
 from __future__ import annotations
 
@@ -7,76 +7,24 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api import repo
 from api.schemas import ErrorPublic, JobPublic, ProgressPublic
-from curator.jobs import JobContext, JobFailed, JobHandler, create_job, engine_handlers
+from curator.jobs import JobHandler, engine_handlers
 from curator.jobs.base import JobRunner
+from curator.jobs.store import submit_job
 from curator.store.service_models import Job
 from curator.workspace import Workspace
 
 
-def select_handler(ctx: JobContext) -> dict[str, Any]:
-    """Handler of ``select`` jobs: run a selector, store the selection, queue its picks as tasks.
-
-    Params: ``strategy``, ``budget``, ``params`` (selector constructor arguments), ``seed``, ``backbone``.
-    """
-    from curator.registry import UnknownNameError
-    from curator.selection import run_selection
-    from curator_selectors import create_selector
-
-    params = ctx.params
-    if ctx.project_id is None:
-        raise JobFailed("invalid_job", "a select job needs a project")
-    try:
-        selector = create_selector(params["strategy"], **(params.get("params") or {}))
-    except UnknownNameError as exc:
-        raise JobFailed("unknown_strategy", str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        raise JobFailed("invalid_params", f"selector {params['strategy']!r}: {exc}") from None
-    ctx.progress("select", 0, 1)
-    try:
-        selection_id, picks = run_selection(
-            ctx.workspace, ctx.project_id, selector, int(params["budget"]),
-            seed=int(params.get("seed") or 0), backbone=params.get("backbone"), params=params.get("params") or {},
-        )
-    except LookupError as exc:
-        raise JobFailed("no_embeddings", str(exc)) from None
-    except ValueError as exc:
-        raise JobFailed("invalid_params", str(exc)) from None
-    with ctx.workspace.db.session() as session:
-        tasks = repo.create_tasks(session, ctx.project_id, selection_id, [(p.frame_id, p.reason) for p in picks])
-    ctx.progress("select", 1, 1)
-    return {
-        "selection_id": selection_id,
-        "picks": [
-            {"frame_id": p.frame_id, "rank": p.rank, "utility": p.utility, "reason": p.reason,
-             "video_id": p.video_id, "frame_index": p.frame_index, "task_id": tasks.get(p.frame_id)}
-            for p in picks
-        ],
-    }
-
-
 def build_handlers(workspace: Workspace) -> dict[str, JobHandler]:
-    """Every handler the service runs: the engine's plus ``select``."""
-    from curator.train.job import round_handler
-
-    return {**engine_handlers(workspace), "select": select_handler, "round": round_handler(_make_selector, repo.create_tasks)}
-
-
-def _make_selector(name: str, params: dict[str, Any]) -> Any:
-    from curator_selectors import create_selector
-
-    return create_selector(name, **params)
+    """Every handler the service runs (the engine's)."""
+    return engine_handlers(workspace)
 
 
 def start_job(
     session: Session, runner: JobRunner, kind: str, project_id: int | None, params: dict[str, Any], created_by: int
 ) -> Job:
     """Insert a queued job, commit, and hand it to the runner (in that order, so it is never lost)."""
-    job = create_job(session, kind, project_id=project_id, params=params, created_by=created_by)
-    session.commit()
-    runner.submit(job.id)
-    return job
+    return submit_job(session, runner, kind, project_id, params, created_by)
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -104,10 +104,12 @@ class SelectionCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"strategy": "kcenter", "budget": 8, "params": {}}]},
+        json_schema_extra={"examples": [{"strategy": "curator", "budget": 8, "params": {}}]},
     )
 
-    strategy: str = Field(default="kcenter", min_length=1, max_length=100)
+    strategy: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Selector name; default the server's (`curator`)."
+    )
     budget: int = Field(ge=1, le=100_000)
     params: dict[str, Any] = Field(default_factory=dict, description="Selector constructor parameters.")
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
@@ -262,13 +264,16 @@ class QueuePublic(BaseModel):
 
 
 class PropagateRequest(BaseModel):
-    """Propagate a video's human masks to its frames between keyframes (or all with ``scope=video``)."""
+    """Propagate a video's human masks to all its frames (or only between keyframes with ``scope=between``)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"video_id": 1}]})
 
     video_id: int = Field(ge=1, le=2**62)
-    propagator: str | None = Field(default=None, max_length=100, examples=["flow"])
-    scope: Literal["between", "video"] = "between"
+    propagator: str | None = Field(
+        default=None, max_length=100, examples=["flow"],
+        description="Propagator; default the server's (`auto`: flow+feature with DINOv2 weights, else flow).",
+    )
+    scope: Literal["between", "video"] = "video"
 
 
 class FrameAnnotations(BaseModel):

@@ -44,7 +44,10 @@ class Settings(BaseSettings):
         lease_seconds: How long a claimed labelling task stays leased to its annotator.
         claim_max: Most tasks one claim may lease.
         job_workers: Threads of the local job runner.
-        propagator: Propagator used by propagation jobs (see ``curator.annotate.list_propagators()``).
+        selector: Selector used when none is named (``curator select``, ``POST /selections``, rounds).
+        selector_package: Dotted name of the package that registers the selectors.
+        propagator: Propagator used when none is named; ``auto`` is ``flow+feature`` when the DINOv2
+            weights resolve and ``flow`` otherwise (see ``curator.annotate.list_propagators()``).
         thumb_side: Longer side of frame thumbnails served by the API.
         image_cache_seconds: ``Cache-Control: max-age`` of frame images (their content never changes).
     """
@@ -73,7 +76,9 @@ class Settings(BaseSettings):
     lease_seconds: float = 900.0
     claim_max: int = 100
     job_workers: int = 1
-    propagator: str = "flow"
+    selector: str = "curator"
+    selector_package: str = "curator_selectors"
+    propagator: str = "auto"
     thumb_side: int = 256
     image_cache_seconds: int = 86400
 

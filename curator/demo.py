@@ -15,16 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from curator.config import Settings
-from curator.embed import create_backbone
 from curator.index.project import sync_project_index
-from curator.ingest import ingest_video
 from curator.progress import ProgressCallback, no_progress
 from curator.report import SheetFrame, contact_sheet
-from curator.selection import SelectorLike, run_selection
-from curator.store import repo
-from curator.store.blobs import read_rgb
 from curator.store.models import Video
-from curator.workspace import Workspace
 
 DEMO_PROJECT = "demo"
 
@@ -36,22 +30,23 @@ def sample_video() -> Path:
 
 def run_demo(
     settings: Settings,
-    selector: SelectorLike,
     out_dir: Path,
     *,
+    strategy: str | None = None,
     budget: int = 8,
     video: Path | None = None,
     checkpoint: str | None = None,
     progress: ProgressCallback = no_progress,
     notice: Any = print,
 ) -> dict[str, Any]:
-    """Run ingest, embed, index and select on the sample clip and write ``out_dir``.
+    """Run ingest, embed, index and select on the sample clip through :class:`~curator.project.Project`
+    and write ``out_dir``.
 
     Args:
         settings: Settings (home, backbone, sampling); ``settings.backbone`` may be ``auto``.
-        selector: The selector to run.
         out_dir: Report folder; gets ``contact_sheet.png`` and ``summary.json``.
-        budget: Keyframes to pick.
+        strategy: Selector name (default the settings').
+        budget: Keyframes to pick (queued as tasks).
         video: Clip to use instead of the bundled sample.
         checkpoint: Backbone weights file (else ``settings.backbone_checkpoint``, then the hub).
         progress: Progress callback for each stage.
@@ -60,44 +55,34 @@ def run_demo(
     Returns:
         The summary written to ``summary.json``.
     """
+    from curator.project import Curator
+
     timings: dict[str, float] = {}
     video = video or sample_video()
-    workspace = Workspace(settings)
+    if checkpoint:
+        settings = settings.model_copy(update={"backbone_checkpoint": checkpoint})
+    curator = Curator(settings, notice=notice)
+    workspace = curator.workspace
     try:
         t0 = time.perf_counter()
-        choice = create_backbone(
-            settings.backbone, checkpoint or settings.backbone_checkpoint or None, settings.device
-        )
-        backbone = choice.backbone
-        if choice.fell_back:
-            notice(
-                "Notice: DINOv2 weights could not be resolved, so the demo uses the weight-free 'classic' "
-                f"embedder instead.\n  Why: {choice.fell_back}"
-            )
+        backbone = curator.backbone()
         timings["load_backbone_s"] = time.perf_counter() - t0
-        with workspace.db.session() as session:
-            project_id = repo.get_or_create_project(session, DEMO_PROJECT).id
-
+        project = curator.project(DEMO_PROJECT)
         t0 = time.perf_counter()
-        result = ingest_video(workspace, project_id, video, backbone=backbone, progress=progress)
+        result = project.ingest(video, progress=progress).results[0]
         if not result.created:
-            from curator.embed.project import embed_project
-
-            embed_project(workspace, project_id, backbone, progress=progress)
+            project.embed(progress=progress)
         timings["ingest_and_embed_s"] = time.perf_counter() - t0
-
         t0 = time.perf_counter()
-        index = sync_project_index(workspace, project_id, backbone.name)
+        index = sync_project_index(workspace, project.id, backbone.name)
         progress("index", index.ntotal, index.ntotal)
         timings["index_s"] = time.perf_counter() - t0
-
         t0 = time.perf_counter()
-        selection_id, picks = run_selection(
-            workspace, project_id, selector, budget, seed=settings.seed, backbone=backbone.name
-        )
+        selection = project.select(budget, strategy, backbone=backbone.name)
+        picks = selection.picks
+        selection_id = selection.selection_id
         progress("select", len(picks), budget)
         timings["select_s"] = time.perf_counter() - t0
-
         with workspace.db.session() as session:
             row = session.get(Video, result.video_id)
             assert row is not None
@@ -118,7 +103,7 @@ def run_demo(
         ordered = sorted(picks, key=lambda p: p.timestamp)
         sheet = [
             SheetFrame(
-                image=read_rgb(workspace.blobs.path(p.blob_path)),
+                image=project.image(p.frame_id),
                 timestamp=p.timestamp,
                 shot_index=shot_index.get(p.shot_id, -1) if p.shot_id is not None else -1,
                 rank=p.rank,
@@ -132,13 +117,13 @@ def run_demo(
             [start for _, _, start, _ in shots],
             duration,
             out_dir / "contact_sheet.png",
-            f"{video.name}: {len(picks)} keyframes by '{selector.name}' on {backbone.name} embeddings",
+            f"{video.name}: {len(picks)} keyframes by '{selection.strategy}' on {backbone.name} embeddings",
         )
         summary: dict[str, Any] = {
             "video": video_info,
             "backbone": backbone.name,
-            "backbone_fallback_reason": choice.fell_back,
-            "strategy": selector.name,
+            "backbone_fallback_reason": curator.fallbacks.get(settings.backbone),
+            "strategy": selection.strategy,
             "budget": budget,
             "selection_id": selection_id,
             "shots": [{"index": i, "start_s": a, "end_s": b} for _, i, a, b in shots],
@@ -155,4 +140,4 @@ def run_demo(
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:
-        workspace.close()
+        curator.close()

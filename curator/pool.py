@@ -6,7 +6,7 @@ themselves live in ``curator_selectors``, which imports these types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +24,10 @@ class Pool:
         shot_ids: ``(n,)`` int64, unique across videos (``-1`` when unknown).
         labeled: ``(n,)`` bool, True where a human label exists (never picked again).
         scores: Named per-frame score arrays, ``(n,)`` each (for example ``"entropy"``).
+        knn: Optional neighbour provider from the project index: ``k -> (similarities (n, k),
+            indices into the pool (n, k))`` of every pool row's ``k`` nearest other rows, best
+            first (index ``-1`` where there are fewer); built by ``curator.index.pool_knn``.
+            Selectors that need neighbours use it when present and compute their own otherwise.
     """
 
     embeddings: np.ndarray
@@ -33,6 +37,7 @@ class Pool:
     shot_ids: np.ndarray
     labeled: np.ndarray
     scores: Mapping[str, np.ndarray] = field(default_factory=dict)
+    knn: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.frame_ids)

@@ -7,15 +7,27 @@ from typing import Protocol
 
 
 class Cancelled(RuntimeError):
-    """Raised inside a stage when its cancel check says to stop; nothing partial is stored."""
+    """Raised inside a stage when its cancel check says to stop; nothing partial is stored.
+
+    Stages with their own kind of cancellation subclass it (for example
+    :class:`curator.annotate.PropagationCancelled`), so catching ``Cancelled`` catches them all.
+    """
 
 
 class ProgressCallback(Protocol):
-    """Called as work advances: ``stage`` name, items ``done`` so far, ``total`` if known."""
+    """Called as work advances: ``stage`` name, items ``done`` so far, ``total`` if known.
 
-    def __call__(self, stage: str, done: int, total: int | None) -> None: ...
+    The one type of a staged progress callback. Its arguments are positional, so any
+    ``Callable[[str, int, int | None], None]`` is one.
+    """
+
+    def __call__(self, stage: str, done: int, total: int | None, /) -> None: ...
 
 
+#: Called with items ``done`` so far and the ``total`` of one stage (for example frames propagated).
+CountProgress = Callable[[int, int], None]
+
+#: Returns True when the work should stop; checked between items.
 CancelCheck = Callable[[], bool]
 
 

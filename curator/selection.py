@@ -1,11 +1,13 @@
 """Running a selector over a project: build the pool from the database, store the picks.
 
-The selector object is passed in (the CLI and API build it from the ``curator_selectors`` registry),
-so the engine never imports the selectors package.
+Selectors live in a plugin package (``curator_selectors`` by default, ``selector_package`` in the
+settings) that registers them when imported. The engine loads it by its dotted name on first use,
+so it never imports the package statically and a team can swap in its own.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -13,12 +15,12 @@ import numpy as np
 
 from curator.pool import Pool, Selection
 from curator.store import repo
-from curator.store.models import Frame, SelectionItem
-from curator.store.models import Selection as SelectionRow
+from curator.store.models import Frame, SelectionItem, SelectionRun
 from curator.train.store import latest_scores
 from curator.workspace import Workspace
 
 PREFERRED_BACKBONES = ("dinov2_vits14", "dinov2_vitb14", "classic")
+DEFAULT_SELECTOR_PACKAGE = "curator_selectors"
 
 
 class SelectorLike(Protocol):
@@ -27,6 +29,39 @@ class SelectorLike(Protocol):
     name: ClassVar[str]
 
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection: ...
+
+
+def selector_package(package: str = DEFAULT_SELECTOR_PACKAGE) -> Any:
+    """Import the selector plugin package named ``package`` (it registers its selectors).
+
+    Raises:
+        LookupError: If the package cannot be imported or has no ``create_selector``/``list_selectors``.
+    """
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise LookupError(f"the selector package {package!r} cannot be imported: {exc}") from None
+    if not (hasattr(module, "create_selector") and hasattr(module, "list_selectors")):
+        raise LookupError(f"{package!r} is not a selector package (no create_selector/list_selectors)")
+    return module
+
+
+def list_selectors(package: str = DEFAULT_SELECTOR_PACKAGE) -> list[str]:
+    """Names of the selectors registered by ``package``."""
+    return list(selector_package(package).list_selectors())
+
+
+def create_selector(name: str, params: dict[str, Any] | None = None, package: str = DEFAULT_SELECTOR_PACKAGE) -> Any:
+    """Build the selector ``name`` with constructor ``params``.
+
+    Raises:
+        UnknownNameError: For an unknown name (the message lists the valid ones).
+        ValueError: For constructor parameters the selector does not take or accept.
+    """
+    try:
+        return selector_package(package).create_selector(name, **(params or {}))
+    except TypeError as exc:
+        raise ValueError(f"selector {name!r}: {exc}") from None
 
 
 def choose_backbone(workspace: Workspace, project_id: int, requested: str | None = None) -> str:
@@ -111,7 +146,7 @@ def run_selection(
     pool = build_pool(workspace, project_id, backbone)
     result = selector.select(pool, budget, np.random.default_rng(seed))
     with workspace.db.session() as session:
-        row = SelectionRow(
+        row = SelectionRun(
             project_id=project_id,
             strategy=selector.name,
             budget=budget,

@@ -14,9 +14,9 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI
 
-from api.auth import create_key
 from curator.annotate.masks import encode_rle
 from curator.config import Settings, load_settings
+from curator.store.keys import create_key
 from curator.store.models import Frame, Project, Video
 from curator.workspace import Workspace
 
@@ -82,7 +82,7 @@ def seed_frames(
 
 def seed_tasks(workspace: Workspace, name: str, n_tasks: int, size: tuple[int, int] = (24, 32)) -> int:
     """A project with ``n_tasks`` open tasks on synthetic frames; returns the project id."""
-    from api import repo
+    from curator.store import repo
 
     project_id, frame_ids = seed_frames(workspace, name, n_tasks, size)
     with workspace.db.session() as session:

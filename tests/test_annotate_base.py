@@ -18,7 +18,8 @@ from curator.annotate import (
     create_propagator,
     list_propagators,
 )
-from curator.annotate.base import BidirectionalPropagator, shot_segments, soft_confidence
+from curator.annotate.blend import soft_confidence
+from curator.annotate.engine import BidirectionalPropagator, shot_segments
 from curator.registry import UnknownNameError
 
 H, W = 8, 10

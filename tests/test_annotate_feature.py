@@ -39,7 +39,7 @@ def test_affinity_memory_copies_labels_of_matching_patches() -> None:
 def blackswan() -> tuple[list[np.ndarray], list[dict[int, np.ndarray]]]:
     if not DAVIS.is_dir() or not CHECKPOINT.is_file():
         pytest.skip(f"needs the DAVIS sample and DINOv2 weights under {SHARED}")
-    from curator.bench.davis import load_davis
+    from benchmarks.davis import load_davis
 
     seq = load_davis(DAVIS, sequences=["blackswan"])[0]
     idx = range(0, 10, 2)  # every other frame: 5 frames with real motion

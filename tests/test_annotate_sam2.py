@@ -83,7 +83,7 @@ def test_windowed_pruned_equals_one_pass() -> None:
     Compared as probabilities with a small tolerance: random weights put many logits near 0, where
     CPU thread scheduling can flip a thresholded pixel.
     """
-    from curator.annotate.base import FrameSource
+    from curator.annotate.frames import FrameSource
 
     frames = FrameSource(clip(8))
     init = {k: m.astype(np.float32) for k, m in masks(0).items()}
@@ -100,7 +100,7 @@ def test_windowed_pruned_equals_one_pass() -> None:
 
 
 def test_windowed_frames_load_in_blocks() -> None:
-    from curator.annotate.base import FrameSource
+    from curator.annotate.frames import FrameSource
 
     images = WindowedFrames(FrameSource(clip(5)), image_size=32, window=2)
     assert tuple(images[3].shape) == (3, 32, 32)

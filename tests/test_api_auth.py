@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api import create_app
-from api.auth import revoke_key
 from curator.cli import app as cli
+from curator.store.keys import revoke_key
 from curator.store.service_models import ApiKey
 from curator.workspace import Workspace
 from tests.api_fixtures import auth, make_settings, new_key, seed_tasks

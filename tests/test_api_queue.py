@@ -20,8 +20,8 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from api import create_app
-from api.masks import encode_counts, rle_counts
 from curator.annotate.masks import DAVIS_PALETTE, decode_rle, encode_rle
+from curator.labels.masks import encode_counts, rle_counts
 from curator.store.models import Annotation
 from curator.workspace import Workspace
 from tests.api_fixtures import LiveServer, auth, box_rle, make_settings, new_key, seed_tasks

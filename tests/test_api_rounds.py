@@ -21,7 +21,7 @@ SIZE = (72, 128)  # (height, width): real frames, shrunk so a round takes second
 
 def _project(workspace: Workspace, names: list[str], n: int) -> tuple[int, dict[str, list[int]], dict[str, list[np.ndarray]]]:
     """A project with one video per DAVIS sequence (``n`` frames each), classic embeddings, no labels."""
-    from curator.bench.davis import load_davis
+    from benchmarks.davis import load_davis
     from curator.embed import create_backbone
     from curator.store import repo
 
@@ -61,7 +61,7 @@ def _project(workspace: Workspace, names: list[str], n: int) -> tuple[int, dict[
 
 @pytest.mark.skipif(not (DAVIS.exists() and DINOV2_CHECKPOINT.exists()), reason="needs ../shared DAVIS and DINOv2")
 def test_round_end_to_end_over_http(tmp_path: Path) -> None:
-    from api import repo as api_repo
+    from curator.store import repo as api_repo
 
     settings = make_settings(tmp_path, backbone_checkpoint=str(DINOV2_CHECKPOINT))
     workspace = Workspace(settings)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from curator.bench.allocation import allocation_report, best_allocation, curves_from_report, even_allocation
+from benchmarks.allocation import allocation_report, best_allocation, curves_from_report, even_allocation
 from curator.cli import app
 
 runner = CliRunner()

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from curator.bench.davis import load_davis
-from curator.bench.keyframes import format_table, run_keyframe_bench
+from benchmarks.davis import load_davis
+from benchmarks.keyframes import format_table, run_keyframe_bench
 from curator.cli import app
 
 SHARED = Path(__file__).parents[1].parent / "shared"

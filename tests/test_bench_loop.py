@@ -11,8 +11,8 @@ import pytest
 from test_bench_keyframes import make_davis
 from typer.testing import CliRunner
 
+from benchmarks.loop import format_loop_table, frames_to_reach, plot_loop, run_loop_bench
 from conftest import DAVIS, DINOV2_CHECKPOINT, require
-from curator.bench.loop import format_loop_table, frames_to_reach, plot_loop, run_loop_bench
 from curator.cli import app
 from curator.pool import Pool
 from curator.train.loop import RoundConfig

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from curator.annotate.base import FrameSource, Keyframe, create_propagator
-from curator.bench.davis import load_davis
-from curator.bench.keyframes import ground_truth
-from curator.bench.placement import PlacementSums, placement_sums, run_placement_bench
+from benchmarks.davis import load_davis
+from benchmarks.keyframes import ground_truth
+from benchmarks.placement import PlacementSums, placement_sums, run_placement_bench
+from curator.annotate import FrameSource, Keyframe, create_propagator
 from curator.cli import app
 from curator.eval import score_sequence
 from tests.test_bench_keyframes import make_davis

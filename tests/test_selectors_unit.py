@@ -7,7 +7,7 @@ import pytest
 
 from curator_selectors import Pool, create_selector, list_selectors
 from curator_selectors.density import knn_typicality, purity_delta
-from curator_selectors.diversity import _sq_dist_update, kcenter_greedy
+from curator_selectors.diversity import _sq_dist_update, pruned_farthest_first
 from curator_selectors.temporal import (
     JointSpace,
     TemporalConstraints,
@@ -74,7 +74,7 @@ def test_registry_lists_the_issue_selectors() -> None:
 def test_pruned_kcenter_matches_plain_traversal(seeds: list[int]) -> None:
     x = clustered(6000, 24, 20, seed=1)  # above exact_below: the pruned path
     s = np.asarray(seeds, dtype=np.int64)
-    picks, utilities = kcenter_greedy(x, 60, s, first=None if len(s) else 7)
+    picks, utilities = pruned_farthest_first(x, 60, s, first=None if len(s) else 7)
     assert picks.tolist() == naive_kcenter(x, 60, s, None if len(s) else 7)
     finite = utilities[np.isfinite(utilities)]
     assert (np.diff(finite) <= 1e-5).all()  # farthest-first distances never grow
@@ -231,7 +231,7 @@ def test_edge_pools(name: str) -> None:
 def test_kcenter_scales_to_100k() -> None:
     import time
 
-    from curator.bench.select_scale import make_clustered
+    from benchmarks.select_scale import make_clustered
 
     x = make_clustered(100_000, 384, 100, 0.5, seed=0)
     pool = make_pool(x)

@@ -39,9 +39,9 @@ def test_frame_scores_on_known_probabilities() -> None:
 
 
 def _davis_samples(backbone: object, name: str, indices: list[int], with_target: bool) -> list:  # type: ignore[type-arg]
-    from curator.annotate.base import FrameSource
+    from benchmarks.davis import load_davis
     from curator.annotate.feature import PatchFeatures
-    from curator.bench.davis import load_davis
+    from curator.annotate.frames import FrameSource
     from curator.train.proxy import ProxyConfig, make_sample
 
     seq = load_davis(require(DAVIS), sequences=[name])[0]

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import PrincipalDep, SessionDep, WorkspaceDep
-from api.export import EXPORTERS
 from api.routes.common import AUTH_ERRORS, Id, project_for
+from curator.export import EXPORTERS
 
 router = APIRouter(tags=["exports"])
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from api import repo
 from api.auth import Principal
 from api.deps import PrincipalDep, SessionDep, SettingsDep, WorkspaceDep
 from api.errors import ApiError, not_found
 from api.routes.common import AUTH_ERRORS, Id, project_for
 from api.routes.queue import frame_ref
 from api.schemas import FrameAnnotations, MaskPublic
+from curator.store import repo
 from curator.store.models import Frame
 from curator.workspace import Workspace
 

@@ -6,12 +6,12 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api import repo
 from api.deps import PrincipalDep, RunnerDep, SessionDep, WorkspaceDep, require
 from api.errors import ApiError
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import ProjectCreate, ProjectPublic
 from curator.jobs import request_cancel
+from curator.store import repo
 from curator.store.models import Project
 from curator.store.service_models import Job
 

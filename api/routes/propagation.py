@@ -34,7 +34,7 @@ def propagate(
     if body.propagator is not None:
         from curator.jobs.handlers import propagator_names
 
-        names = propagator_names()
+        names = ["auto", *propagator_names()]
         if body.propagator not in names:
             raise ApiError(422, "unknown_propagator", f"unknown propagator {body.propagator!r}; valid: {', '.join(names)}")
     params = {"video_id": body.video_id, "propagator": body.propagator, "scope": body.scope}

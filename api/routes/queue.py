@@ -7,12 +7,10 @@ import time
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from api import repo
 from api.auth import Principal
 from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep, WriteLockDep, require
 from api.errors import ApiError, not_found
 from api.jobs import job_public, start_job
-from api.masks import check_masks, png_masks
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import (
     ClaimPublic,
@@ -26,6 +24,8 @@ from api.schemas import (
     TaskPublic,
 )
 from curator.jobs import find_active_job
+from curator.labels.masks import check_masks, png_masks
+from curator.store import repo
 from curator.store.models import Frame
 from curator.store.service_models import Task
 
@@ -150,7 +150,7 @@ def submit(
     if body.label_png is not None:
         masks = png_masks(body.label_png, frame.height, frame.width)
     else:
-        masks = check_masks(body.masks, frame.height, frame.width)
+        masks = check_masks([(m.object_id, m.rle.model_dump()) for m in body.masks], frame.height, frame.width)
     frame_id, video_id, project_id = frame.id, frame.video_id, task.project_id
     # the write is one short transaction: the conditional UPDATE takes the write lock first
     with write_lock:

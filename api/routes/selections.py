@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api import repo
 from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.jobs import job_public, start_job
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import EmbedRequest, JobPublic, PickPublic, SelectionCreate, SelectionPublic
+from curator.store import repo
 
 router = APIRouter(tags=["selections"])
 
@@ -28,15 +28,15 @@ def create_selection(
 ) -> JobPublic:
     """Start a selection job; when it succeeds its result names the selection and its picks,
     and every pick is a task in the project's queue."""
-    from curator_selectors import list_selectors
+    from curator.selection import list_selectors
 
     project_for(session, principal, project_id, "admin")
-    if body.strategy not in list_selectors():
-        raise ApiError(
-            422, "unknown_strategy", f"unknown strategy {body.strategy!r}; valid: {', '.join(list_selectors())}"
-        )
+    strategy = body.strategy or settings.selector
+    names = list_selectors(settings.selector_package)
+    if strategy not in names:
+        raise ApiError(422, "unknown_strategy", f"unknown strategy {strategy!r}; valid: {', '.join(names)}")
     params = {
-        "strategy": body.strategy, "budget": body.budget, "params": body.params,
+        "strategy": strategy, "budget": body.budget, "params": body.params,
         "seed": settings.seed if body.seed is None else body.seed, "backbone": body.backbone,
     }
     job = start_job(session, runner, "select", project_id, params, principal.key_id)

@@ -9,13 +9,13 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api import repo
 from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep, WorkspaceDep
 from api.errors import ApiError
 from api.jobs import job_public, start_job
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import JobPublic, PathRegister, VideoPublic
 from api.uploads import check_video, display_name, receive_upload
+from curator.store import repo
 
 router = APIRouter(prefix="/projects/{project_id}/videos", tags=["videos"])
 

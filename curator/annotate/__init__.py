@@ -10,24 +10,19 @@ Propagators turn keyframe masks into masks on every frame, streamed frame by fra
 
 ``create_propagator(name, **settings)`` builds one; ``list_propagators()`` lists the names. SAM 2 and
 the backbone are imported only when a propagator that needs them runs.
+
+Modules: :mod:`~curator.annotate.types` (keyframes, propagated frames, the protocol and registry),
+:mod:`~curator.annotate.frames` (:class:`FrameSource`), :mod:`~curator.annotate.blend` (soft-mask
+maths), :mod:`~curator.annotate.engine` (the bidirectional, shot-aware engine the propagators build
+on) and :mod:`~curator.annotate.masks` (RLE and PNG masks).
 """
 
 from curator.annotate import combined as _combined  # noqa: F401  (registers flow+feature)
 from curator.annotate import feature as _feature  # noqa: F401  (registers feature)
 from curator.annotate import flow as _flow  # noqa: F401  (registers flow)
 from curator.annotate import sam2_backend as _sam2  # noqa: F401  (registers sam2; sam2 itself is lazy)
-from curator.annotate.base import (
-    PROPAGATORS,
-    BidirectionalPropagator,
-    FrameSource,
-    Keyframe,
-    PropagatedFrame,
-    PropagationCancelled,
-    Propagator,
-    create_propagator,
-    list_propagators,
-    register_propagator,
-)
+from curator.annotate.engine import BidirectionalPropagator
+from curator.annotate.frames import FrameSource
 from curator.annotate.masks import (
     decode_rle,
     encode_rle,
@@ -35,6 +30,16 @@ from curator.annotate.masks import (
     masks_to_labels,
     read_indexed_png,
     write_indexed_png,
+)
+from curator.annotate.types import (
+    PROPAGATORS,
+    Keyframe,
+    PropagatedFrame,
+    PropagationCancelled,
+    Propagator,
+    create_propagator,
+    list_propagators,
+    register_propagator,
 )
 
 #: The propagator to use on a CPU-only machine (best J&F per second on the DAVIS keyframe benchmark).

@@ -20,9 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from curator.annotate.base import BidirectionalPropagator, FrameSource, register_propagator
+from curator.annotate.engine import BidirectionalPropagator
 from curator.annotate.feature import AffinityMemory, PatchFeatures, grid_to_probs, labels_to_grid
 from curator.annotate.flow import FlowField, sharpen, warp
+from curator.annotate.frames import FrameSource
+from curator.annotate.types import register_propagator
 
 
 def flow_weight(steps: int, tau: float) -> float:

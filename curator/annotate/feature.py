@@ -19,7 +19,10 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from curator.annotate.base import BidirectionalPropagator, FrameSource, register_propagator, resize_prob
+from curator.annotate.blend import resize_prob
+from curator.annotate.engine import BidirectionalPropagator
+from curator.annotate.frames import FrameSource
+from curator.annotate.types import register_propagator
 
 
 def feature_grid(size: tuple[int, int], short_side: int, patch: int) -> tuple[int, int]:

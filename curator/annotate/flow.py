@@ -9,7 +9,9 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from curator.annotate.base import BidirectionalPropagator, FrameSource, register_propagator
+from curator.annotate.engine import BidirectionalPropagator
+from curator.annotate.frames import FrameSource
+from curator.annotate.types import register_propagator
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

@@ -26,7 +26,9 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from curator.annotate.base import BidirectionalPropagator, FrameSource, register_propagator
+from curator.annotate.engine import BidirectionalPropagator
+from curator.annotate.frames import FrameSource
+from curator.annotate.types import register_propagator
 from curator.embed.dinov2 import resolve_device
 
 DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"

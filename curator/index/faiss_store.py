@@ -3,9 +3,15 @@
 Vectors are L2-normalised, so inner product is cosine similarity. Small pools use an exact
 ``IndexIDMap2(IndexFlatIP)``. From ``ivf_threshold`` vectors (default 200,000, where one exact
 query over 384-d vectors starts to cost tens of milliseconds on a CPU) the index is rebuilt as
-``IndexIVFFlat`` with ``4 * sqrt(n)`` lists, searched with ``nprobe`` lists, which keeps queries in
-the millisecond range at a small loss of recall. The IVF index takes frame ids natively and keeps a
-hash-table direct map so ``get`` and ``remove`` still work by id.
+``IndexIVFFlat`` with ``sqrt(n)`` lists (:func:`ivf_nlist`; k-means trained on at most
+``IVF_TRAIN_PER_LIST`` vectors a list), searched with ``nprobe`` lists (:data:`DEFAULT_NPROBE`),
+which keeps queries in the millisecond range at a small loss of recall (``benchmarks/index_recall.py``
+measures it). The IVF index takes frame ids natively and keeps a hash-table direct map so ``get``
+and ``remove`` still work by id.
+
+Why ``sqrt(n)`` lists and not FAISS's ``4 * sqrt(n)`` rule of thumb: the switch happens inside an
+ingest, so build time (k-means training and assigning every vector, both linear in the list count)
+is what a user waits for, while a query at this scale costs well under a millisecond either way.
 """
 
 from __future__ import annotations
@@ -17,11 +23,47 @@ from typing import Any
 
 import numpy as np
 
+#: IVF lists searched per query. 16 of ``sqrt(n)`` lists gives recall@10 >= 0.95 against the exact
+#: index at 1M x 384 (``benchmarks/index_recall.py``; numbers in the README's FAISS paragraph).
+DEFAULT_NPROBE = 16
+#: k-means for the IVF lists trains on at most this many vectors a list (FAISS wants at least 39).
+IVF_TRAIN_PER_LIST = 64
+
 
 def _faiss() -> Any:
     import faiss
 
     return faiss
+
+
+def ivf_nlist(n: int) -> int:
+    """IVF lists for ``n`` vectors: ``sqrt(n)``, at least 1, at most ``n // 39`` (39 training points a list)."""
+    return max(1, min(int(np.sqrt(n)), n // 39))
+
+
+def make_ivf(ids: np.ndarray, vectors: np.ndarray, nprobe: int) -> Any:
+    """A trained ``IndexIVFFlat`` (inner product) holding ``vectors`` under ``ids``, hash-table direct map.
+
+    The one place IVF parameters are decided: :meth:`FaissIndex.add` (at the threshold) and
+    :meth:`FaissIndex.build` both call it, and so does the recall benchmark.
+    """
+    faiss = _faiss()
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    nlist = ivf_nlist(len(ids))
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    # FAISS samples the training set down to this many points a list (seeded, so builds repeat)
+    ivf.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
+    ivf.train(vectors)
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    ivf.add_with_ids(vectors, ids)
+    ivf.nprobe = nprobe
+    # the IVF index does not own its quantizer: hand ownership over so it lives as long as ivf
+    quantizer.this.disown()
+    ivf.own_fields = True
+    return ivf
 
 
 class FaissIndex:
@@ -33,7 +75,7 @@ class FaissIndex:
         nprobe: IVF lists searched per query.
     """
 
-    def __init__(self, dim: int, ivf_threshold: int = 200_000, nprobe: int = 16) -> None:
+    def __init__(self, dim: int, ivf_threshold: int = 200_000, nprobe: int = DEFAULT_NPROBE) -> None:
         faiss = _faiss()
         self.dim = dim
         self.ivf_threshold = ivf_threshold
@@ -50,6 +92,11 @@ class FaissIndex:
     def is_ivf(self) -> bool:
         """True once the index has been rebuilt as IVF."""
         return isinstance(self._index, _faiss().IndexIVF)
+
+    @property
+    def nlist(self) -> int | None:
+        """IVF lists (``None`` while exact)."""
+        return int(self._index.nlist) if self.is_ivf else None
 
     @property
     def ntotal(self) -> int:
@@ -120,9 +167,9 @@ class FaissIndex:
         missing = ids[~self.contains(ids)]
         if len(missing):
             raise KeyError(f"ids not in the index: {missing[:10].tolist()}")
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
-        for row, i in enumerate(ids.tolist()):
-            out[row] = self._index.reconstruct(int(i))
+        if len(ids) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out: np.ndarray = self._index.reconstruct_batch(np.ascontiguousarray(ids))
         return out
 
     def knn(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,22 +186,91 @@ class FaissIndex:
         sims, ids = self._index.search(query, k)
         return sims, ids
 
+    def search_batched(
+        self, queries: np.ndarray, k: int, batch_size: int = 8192
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`knn` for many query rows, ``batch_size`` at a time into preallocated outputs.
+
+        Keeps FAISS's temporaries bounded (its distance blocks scale with the batch), so a whole
+        pool can be searched at once.
+
+        Returns:
+            ``(similarities float32, ids int64)``, each ``(n_queries, k)``; missing neighbours have
+            id ``-1``.
+        """
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"queries must have {self.dim} columns, got {queries.shape[1]}")
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n = len(queries)
+        sims = np.full((n, k), -np.inf, dtype=np.float32)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        if k == 0 or n == 0 or self.ntotal == 0:
+            return sims, ids
+        if self.is_ivf:
+            self._index.nprobe = self.nprobe
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            s, i = self._index.search(queries[start:stop], k)
+            sims[start:stop] = s
+            ids[start:stop] = i
+        sims[ids < 0] = -np.inf
+        return sims, ids
+
+    def neighbours_of(
+        self, ids: np.ndarray, k: int, batch_size: int = 8192
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar *other* stored vectors of each stored id (the id itself excluded).
+
+        Searches ``k + 1`` and drops the id itself; where it is not among the hits (an IVF probe that
+        missed it, or more than ``k`` exact duplicates) the last hit is dropped instead.
+
+        Returns:
+            ``(similarities, neighbour ids)``, each ``(len(ids), k)``, best first; id ``-1`` (and
+            similarity ``-inf``) where fewer than ``k`` neighbours exist.
+
+        Raises:
+            KeyError: If an id is not stored.
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64).ravel()
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        sims, found = self.search_batched(self.get(ids), k + 1, batch_size)
+        drop = found == ids[:, None]
+        drop[~drop.any(axis=1), -1] = True  # exactly one dropped entry a row (ids are unique)
+        keep = ~drop
+        return sims[keep].reshape(len(ids), k), found[keep].reshape(len(ids), k)
+
+    @classmethod
+    def build(
+        cls,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        ivf_threshold: int = 200_000,
+        nprobe: int = DEFAULT_NPROBE,
+    ) -> FaissIndex:
+        """An index holding ``vectors`` under ``ids``, made in one go.
+
+        The same index :meth:`add` ends with for these vectors (IVF through :func:`make_ivf` from
+        ``ivf_threshold`` vectors, exact otherwise), without first filling a flat index.
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must be 2-D, got shape {vectors.shape}")
+        index = cls(vectors.shape[1], ivf_threshold=ivf_threshold, nprobe=nprobe)
+        ids, vectors = index._check(ids, vectors)
+        if len(ids) >= ivf_threshold:
+            index._index = make_ivf(ids, vectors, nprobe)
+        else:
+            index._index.add_with_ids(vectors, ids)
+        return index
+
     def _rebuild_ivf(self) -> None:
-        faiss = _faiss()
         ids = self.ids()
-        vectors = self.get(ids)
-        # FAISS wants about 39 training points per list
-        nlist = max(1, min(int(4 * np.sqrt(len(ids))), len(ids) // 39))
-        quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        ivf.train(vectors)
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        ivf.add_with_ids(vectors, ids)
-        ivf.nprobe = self.nprobe
-        # the IVF index does not own its quantizer: hand ownership over so it lives as long as ivf
-        quantizer.this.disown()
-        ivf.own_fields = True
-        self._index = ivf
+        self._index = make_ivf(ids, self.get(ids), self.nprobe)
 
     def save(self, path: str | Path) -> None:
         """Write the index to ``path`` atomically (temp file then rename)."""
@@ -171,7 +287,7 @@ class FaissIndex:
                 os.unlink(tmp)
 
     @classmethod
-    def load(cls, path: str | Path, ivf_threshold: int = 200_000, nprobe: int = 16) -> FaissIndex:
+    def load(cls, path: str | Path, ivf_threshold: int = 200_000, nprobe: int = DEFAULT_NPROBE) -> FaissIndex:
         """Read an index written by :meth:`save`.
 
         Raises:

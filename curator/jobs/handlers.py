@@ -1,4 +1,4 @@
-"""Engine job handlers: ingest, embed and propagate (selection needs the selectors, so the API adds it).
+"""Engine job handlers: ingest, embed, select, propagate and round.
 
 Each handler takes a :class:`~curator.jobs.base.JobContext`, turns expected failures into
 :class:`~curator.jobs.base.JobFailed` with a stable code, and returns a small JSON result.
@@ -6,7 +6,6 @@ Each handler takes a :class:`~curator.jobs.base.JobContext`, turns expected fail
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,27 +119,18 @@ def embed_handler(backbones: BackboneFactory) -> JobHandler:
     return run
 
 
-def _annotate() -> Any:
-    try:
-        import curator.annotate as annotate
-
-        annotate.create_propagator  # noqa: B018  (present once the package's __init__ exists)
-        return annotate
-    except (ImportError, AttributeError):  # no __init__ yet: register what we need by hand
-        importlib.import_module("curator.annotate.flow")  # registers "flow"
-        from curator.annotate import base
-
-        return base
-
-
 def build_propagator(name: str, **kwargs: Any) -> Any:
     """The propagator registered as ``name`` (``curator.annotate``'s registry)."""
-    return _annotate().create_propagator(name, **kwargs)
+    from curator.annotate import create_propagator
+
+    return create_propagator(name, **kwargs)
 
 
 def propagator_names() -> list[str]:
     """Registered propagator names."""
-    return list(_annotate().list_propagators())
+    from curator.annotate import list_propagators
+
+    return list(list_propagators())
 
 
 def propagate_video(
@@ -148,14 +138,14 @@ def propagate_video(
     video_id: int,
     propagator: Any,
     *,
-    scope: str = "between",
+    scope: str = "video",
     progress: Callable[[str, int, int | None], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Propagate a video's human masks to its other stored frames; store them as ``propagated``.
 
-    The keyframes are the video's frames with human annotations. With ``scope="between"`` only the
-    frames from the first to the last keyframe are propagated; ``"video"`` covers every stored frame.
+    The keyframes are the video's frames with human annotations. ``scope="video"`` (the default)
+    covers every stored frame; ``"between"`` only the frames from the first to the last keyframe.
     Earlier propagated masks on those frames are replaced; frames with human masks are never touched.
     Results are written in one transaction at the end, so a cancelled or failed run stores nothing.
 
@@ -166,7 +156,7 @@ def propagate_video(
         JobFailed: If the video does not exist or has no human masks.
     """
 
-    from curator.annotate.base import FrameSource, Keyframe
+    from curator.annotate import FrameSource, Keyframe
     from curator.annotate.masks import decode_rle, encode_rle
 
     if scope not in ("between", "video"):
@@ -243,35 +233,70 @@ def propagate_video(
     return {"keyframes": len(keyframes), "frames": len(propagated_frames), "masks": len(out)}
 
 
-def propagate_handler(default_propagator: str = "flow") -> JobHandler:
-    """Handler of ``propagate`` jobs. Params: ``video_id``, ``propagator`` (name), ``scope``."""
+def propagate_handler(backbones: BackboneFactory) -> JobHandler:
+    """Handler of ``propagate`` jobs. Params: ``video_id``, ``propagator`` (name, default the
+    settings'; ``auto`` is ``flow+feature`` with DINOv2 weights, else ``flow``), ``scope``."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
+        from curator.annotate.choose import FALLBACK_PROPAGATOR, FEATURE_PROPAGATORS, choose_propagator
+        from curator.embed import BackboneWeightsError
         from curator.registry import UnknownNameError
 
-        name = ctx.params.get("propagator") or default_propagator
+        name = ctx.params.get("propagator") or ctx.workspace.settings.propagator
+        backbone = None
+        if name in ("auto", *FEATURE_PROPAGATORS):
+            try:
+                backbone = backbones("dinov2_vits14")  # shared with embedding jobs: weights load once
+            except BackboneWeightsError as exc:
+                if name != "auto":
+                    raise JobFailed("no_backbone", f"propagator {name!r} needs DINOv2 weights: {exc}") from None
+                name = FALLBACK_PROPAGATOR
         try:
-            propagator = build_propagator(name)
+            choice = choose_propagator(name, backbone=backbone)
         except UnknownNameError as exc:
             raise JobFailed("unknown_propagator", str(exc)) from None
         result = propagate_video(
             ctx.workspace,
             int(ctx.params["video_id"]),
-            propagator,
-            scope=ctx.params.get("scope", "between"),
+            choice.propagator,
+            scope=ctx.params.get("scope") or "video",
             progress=ctx.progress,
             cancel=ctx.cancelled,
         )
-        return {**result, "propagator": name}
+        return {**result, "propagator": choice.name}
 
     return run
 
 
+def select_handler(ctx: JobContext) -> dict[str, Any]:
+    """Handler of ``select`` jobs: run a selector, store the selection, queue its picks as tasks.
+
+    Params: ``strategy`` (default the settings'), ``budget``, ``params`` (selector constructor
+    arguments), ``seed``, ``backbone``.
+    """
+    from curator.project import Project
+
+    if ctx.project_id is None:
+        raise JobFailed("invalid_job", "a select job needs a project")
+    params = ctx.params
+    ctx.progress("select", 0, 1)
+    result = Project.by_id(ctx.workspace, ctx.project_id).select(
+        int(params["budget"]), params.get("strategy"), params=params.get("params") or {},
+        seed=params.get("seed"), backbone=params.get("backbone"),
+    )
+    ctx.progress("select", 1, 1)
+    return result.as_dict()
+
+
 def engine_handlers(workspace: Workspace, backbones: BackboneFactory | None = None) -> dict[str, JobHandler]:
-    """The engine's handlers by kind: ``ingest``, ``embed``, ``propagate``."""
+    """Every job kind the engine runs: ``ingest``, ``embed``, ``select``, ``propagate``, ``round``."""
+    from curator.train.job import round_handler
+
     factory = backbones or BackboneCache(workspace)
     return {
         "ingest": ingest_handler(factory),
         "embed": embed_handler(factory),
-        "propagate": propagate_handler(workspace.settings.propagator),
+        "select": select_handler,
+        "propagate": propagate_handler(factory),
+        "round": round_handler,
     }

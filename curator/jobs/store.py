@@ -153,3 +153,25 @@ def recover_jobs(workspace: Workspace) -> tuple[list[int], list[int]]:
                 )
         queued = list(session.scalars(select(Job.id).where(Job.state == "queued").order_by(Job.id)))
     return running, queued
+
+
+def submit_job(
+    session: Session,
+    runner: Any,
+    kind: str,
+    project_id: int | None,
+    params: dict[str, Any],
+    created_by: int | None = None,
+) -> Job:
+    """Insert a queued job, commit, and hand it to ``runner`` (in that order, so it is never lost)."""
+    job = create_job(session, kind, project_id=project_id, params=params, created_by=created_by)
+    session.commit()
+    runner.submit(job.id)
+    return job
+
+
+def project_jobs(session: Session, project_id: int, limit: int = 50) -> list[Job]:
+    """The project's newest ``limit`` jobs, newest first."""
+    return list(
+        session.scalars(select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit))
+    )

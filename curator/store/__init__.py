@@ -8,8 +8,8 @@ from curator.store.models import (
     Embedding,
     Frame,
     Project,
-    Selection,
     SelectionItem,
+    SelectionRun,
     Shot,
     Video,
 )
@@ -24,8 +24,8 @@ __all__ = [
     "Frame",
     "NotFoundError",
     "Project",
-    "Selection",
     "SelectionItem",
+    "SelectionRun",
     "Shot",
     "Video",
 ]

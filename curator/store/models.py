@@ -146,8 +146,11 @@ class Annotation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Selection(Base):
-    """One run of a selector over a project's pool."""
+class SelectionRun(Base):
+    """One run of a selector over a project's pool, as stored, with its picks in ``items``.
+
+    The selector's own in-memory result is :class:`curator.pool.Selection`.
+    """
 
     __tablename__ = "selections"
 
@@ -178,5 +181,5 @@ class SelectionItem(Base):
     reason: Mapped[str] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    selection: Mapped[Selection] = relationship(back_populates="items")
+    selection: Mapped[SelectionRun] = relationship(back_populates="items")
     frame: Mapped[Frame] = relationship()

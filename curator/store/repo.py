@@ -1,14 +1,37 @@
-"""Repository functions: the SQL the engine, CLI and API share (routes never hold SQL)."""
+"""Repository functions: all the SQL the engine, CLI and API share (routes never hold SQL).
+
+Queue operations are single conditional statements so they stay atomic under concurrency on
+SQLite (one writer at a time, WAL) and PostgreSQL alike: a claim is
+``UPDATE tasks SET state='leased' ... WHERE id IN (SELECT ... LIMIT n) AND state='open' RETURNING``.
+"""
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Table, and_, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from curator.store.models import Annotation, Embedding, Frame, Project, Shot, Video
+from curator.store.models import (
+    Annotation,
+    Embedding,
+    Frame,
+    Project,
+    SelectionItem,
+    SelectionRun,
+    Shot,
+    Video,
+    utcnow,
+)
+from curator.store.service_models import Task
+
+TASKS: Table = cast(Table, Task.__table__)
+ANNOTATIONS: Table = cast(Table, Annotation.__table__)
 
 
 class NotFoundError(LookupError):
@@ -148,3 +171,333 @@ def pool_rows(session: Session, frame_ids: np.ndarray) -> PoolRows:
 def video_shots(session: Session, video_id: int) -> list[Shot]:
     """Shots of a video in order."""
     return list(session.scalars(select(Shot).where(Shot.video_id == video_id).order_by(Shot.index)))
+
+
+
+# --- projects -------------------------------------------------------------------------------------
+
+
+def project_counts(session: Session, project_ids: Sequence[int] | None = None) -> list[tuple[Project, int, int]]:
+    """``(Project, videos, frames)`` rows, for all projects or those in ``project_ids``."""
+    videos = (
+        select(Video.project_id, func.count(Video.id).label("n")).group_by(Video.project_id).subquery()
+    )
+    frames = (
+        select(Video.project_id, func.count(Frame.id).label("n"))
+        .join(Frame, Frame.video_id == Video.id)
+        .group_by(Video.project_id)
+        .subquery()
+    )
+    stmt = (
+        select(Project, func.coalesce(videos.c.n, 0), func.coalesce(frames.c.n, 0))
+        .outerjoin(videos, videos.c.project_id == Project.id)
+        .outerjoin(frames, frames.c.project_id == Project.id)
+        .order_by(Project.id)
+    )
+    if project_ids is not None:
+        stmt = stmt.where(Project.id.in_(list(project_ids)))
+    return [(p, int(v), int(f)) for p, v, f in session.execute(stmt).all()]
+
+
+def delete_project(session: Session, project_id: int) -> None:
+    """Delete a project's rows; the database cascades to videos, frames, annotations, tasks and jobs."""
+    session.execute(delete(Project).where(Project.id == project_id))
+
+
+def project_videos(session: Session, project_id: int) -> list[tuple[Video, int]]:
+    """``(Video, frame count)`` rows of a project."""
+    counts = select(Frame.video_id, func.count(Frame.id).label("n")).group_by(Frame.video_id).subquery()
+    stmt = (
+        select(Video, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.video_id == Video.id)
+        .where(Video.project_id == project_id)
+        .order_by(Video.id)
+    )
+    return [(v, int(n)) for v, n in session.execute(stmt).all()]
+
+
+def frame_project(session: Session, frame_id: int) -> tuple[Frame, int] | None:
+    """A frame and its project id."""
+    row = session.execute(
+        select(Frame, Video.project_id).join(Video, Video.id == Frame.video_id).where(Frame.id == frame_id)
+    ).first()
+    return None if row is None else (row[0], int(row[1]))
+
+
+# --- tasks ----------------------------------------------------------------------------------------
+
+
+def create_tasks(
+    session: Session, project_id: int, selection_id: int | None, picks: Sequence[tuple[int, str]]
+) -> dict[int, int]:
+    """Queue one task per picked frame ``(frame_id, reason)``; frames that already have a task keep it.
+
+    Returns:
+        Frame id to task id for every pick.
+    """
+    frame_ids = [f for f, _ in picks]
+    existing = dict(
+        session.execute(
+            select(Task.frame_id, Task.id).where(Task.project_id == project_id, Task.frame_id.in_(frame_ids))
+        ).all()
+    )
+    new = [
+        {"project_id": project_id, "frame_id": f, "selection_id": selection_id, "reason": r, "state": "open",
+         "priority": 0, "leases": 0, "created_at": utcnow()}
+        for f, r in picks
+        if f not in existing
+    ]
+    if new:
+        session.execute(insert(TASKS), new)
+        existing = dict(
+            session.execute(
+                select(Task.frame_id, Task.id).where(Task.project_id == project_id, Task.frame_id.in_(frame_ids))
+            ).all()
+        )
+    return {int(k): int(v) for k, v in existing.items()}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A task leased by a claim, with where its frame is."""
+
+    id: int
+    frame_id: int
+    video_id: int
+    frame_index: int
+    reason: str
+    lease_expires_at: float
+
+
+def release_expired(session: Session, project_id: int, now: float) -> int:
+    """Return the project's expired leases to the pool; returns how many."""
+    done = session.execute(
+        update(TASKS)
+        .where(TASKS.c.project_id == project_id, TASKS.c.state == "leased", TASKS.c.lease_expires_at < now)
+        .values(state="open", lease_owner=None, lease_expires_at=None)
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_tasks(session: Session, project_id: int, owner: int, limit: int, lease_seconds: float) -> list[Lease]:
+    """Lease up to ``limit`` open tasks of a project to ``owner`` (an API key id), oldest first.
+
+    Expired leases are returned to the pool first, in the same transaction. The claim itself is one
+    ``UPDATE ... RETURNING`` whose ``WHERE`` re-checks ``state='open'``, so concurrent claims never
+    lease a task twice. The caller commits.
+    """
+    now = time.time()
+    release_expired(session, project_id, now)
+    pick = (
+        select(TASKS.c.id)
+        .where(TASKS.c.project_id == project_id, TASKS.c.state == "open")
+        .order_by(TASKS.c.priority, TASKS.c.id)
+        .limit(limit)
+    )
+    expires = now + lease_seconds
+    rows = session.execute(
+        update(TASKS)
+        .where(TASKS.c.id.in_(pick.scalar_subquery()), TASKS.c.state == "open")
+        .values(state="leased", lease_owner=owner, lease_expires_at=expires, leases=TASKS.c.leases + 1)
+        .returning(TASKS.c.id, TASKS.c.frame_id, TASKS.c.reason)
+    ).all()
+    if not rows:
+        return []
+    frames = {
+        r.id: r
+        for r in session.execute(
+            select(Frame.id, Frame.video_id, Frame.frame_index).where(Frame.id.in_([r.frame_id for r in rows]))
+        )
+    }
+    return sorted(
+        (
+            Lease(r.id, r.frame_id, frames[r.frame_id].video_id, frames[r.frame_id].frame_index, r.reason, expires)
+            for r in rows
+        ),
+        key=lambda lease: lease.id,
+    )
+
+
+def task_with_frame(session: Session, task_id: int) -> tuple[Task, Frame] | None:
+    """A task and its frame."""
+    row = session.execute(select(Task, Frame).join(Frame, Frame.id == Task.frame_id).where(Task.id == task_id)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def finish_task(session: Session, task_id: int, owner: int, now: float) -> bool:
+    """Mark a task done if ``owner`` holds an unexpired lease on it (one conditional UPDATE)."""
+    done = session.execute(
+        update(TASKS)
+        .where(
+            TASKS.c.id == task_id,
+            TASKS.c.state == "leased",
+            TASKS.c.lease_owner == owner,
+            TASKS.c.lease_expires_at >= now,
+        )
+        .values(state="done", submitted_by=owner, submitted_at=utcnow(), lease_expires_at=None)
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def release_task(session: Session, task_id: int, owner: int | None) -> bool:
+    """Return a leased task to the pool; with ``owner`` only if that key holds the lease."""
+    conditions = [TASKS.c.id == task_id, TASKS.c.state == "leased"]
+    if owner is not None:
+        conditions.append(TASKS.c.lease_owner == owner)
+    done = session.execute(
+        update(TASKS).where(and_(*conditions)).values(state="open", lease_owner=None, lease_expires_at=None)
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def store_human_masks(session: Session, frame_id: int, masks: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Replace the human masks of a frame with ``(object_id, rle)`` pairs."""
+    session.execute(delete(Annotation).where(Annotation.frame_id == frame_id, Annotation.source == "human"))
+    if masks:
+        session.execute(
+            insert(ANNOTATIONS),
+            [
+                {"frame_id": frame_id, "object_id": o, "source": "human", "rle": r, "confidence": 1.0,
+                 "created_at": utcnow()}
+                for o, r in masks
+            ],
+        )
+
+
+def queue_counts(session: Session, project_id: int) -> dict[str, int]:
+    """Task counts of a project by state, with expired leases counted apart."""
+    now = time.time()
+    expired = case((and_(Task.state == "leased", Task.lease_expires_at < now), 1), else_=0)
+    rows = session.execute(
+        select(Task.state, func.count(Task.id), func.sum(expired)).where(Task.project_id == project_id).group_by(Task.state)
+    ).all()
+    counts = {"open": 0, "leased": 0, "expired": 0, "done": 0}
+    for state, n, n_expired in rows:
+        counts[state] = counts.get(state, 0) + int(n)
+        counts["expired"] += int(n_expired or 0)
+    counts["leased"] -= counts["expired"]
+    counts["total"] = sum(counts[s] for s in ("open", "leased", "expired", "done"))
+    return counts
+
+
+# --- frames and annotations -----------------------------------------------------------------------
+
+
+def neighbours(session: Session, frame: Frame, k: int) -> list[Frame]:
+    """Up to ``k`` stored frames before and ``k`` after ``frame`` in its video, in time order."""
+    before = session.scalars(
+        select(Frame)
+        .where(Frame.video_id == frame.video_id, Frame.frame_index < frame.frame_index)
+        .order_by(Frame.frame_index.desc())
+        .limit(k)
+    ).all()
+    after = session.scalars(
+        select(Frame)
+        .where(Frame.video_id == frame.video_id, Frame.frame_index > frame.frame_index)
+        .order_by(Frame.frame_index)
+        .limit(k)
+    ).all()
+    return [*reversed(before), *after]
+
+
+def frame_annotations(session: Session, frame_id: int, sources: Sequence[str] | None = None) -> list[Annotation]:
+    """Annotations of a frame, optionally only from ``sources``, by object id."""
+    stmt = select(Annotation).where(Annotation.frame_id == frame_id)
+    if sources is not None:
+        stmt = stmt.where(Annotation.source.in_(list(sources)))
+    return list(session.scalars(stmt.order_by(Annotation.object_id, Annotation.id)))
+
+
+# --- selections -----------------------------------------------------------------------------------
+
+
+def selection_picks(
+    session: Session, selection_id: int
+) -> tuple[SelectionRun, list[tuple[SelectionItem, Frame, int | None]]] | None:
+    """A selection and its ``(SelectionItem, Frame, task id)`` rows in pick order."""
+    selection = session.get(SelectionRun, selection_id)
+    if selection is None:
+        return None
+    rows = session.execute(
+        select(SelectionItem, Frame, Task.id)
+        .join(Frame, Frame.id == SelectionItem.frame_id)
+        .outerjoin(Task, and_(Task.frame_id == SelectionItem.frame_id, Task.project_id == selection.project_id))
+        .where(SelectionItem.selection_id == selection_id)
+        .order_by(SelectionItem.rank)
+    ).all()
+    return selection, [(item, frame, task_id) for item, frame, task_id in rows]
+
+
+def complete_frame_tasks(session: Session, project_id: int, frame_ids: Sequence[int], owner: int) -> int:
+    """Mark the open or leased tasks of ``frame_ids`` done (their frames were labelled another way)."""
+    if not frame_ids:
+        return 0
+    done = session.execute(
+        update(TASKS)
+        .where(
+            TASKS.c.project_id == project_id,
+            TASKS.c.frame_id.in_(list(frame_ids)),
+            TASKS.c.state.in_(("open", "leased")),
+        )
+        .values(state="done", submitted_by=owner, submitted_at=utcnow(), lease_expires_at=None)
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+def videos_with_human_masks(session: Session, project_id: int) -> list[int]:
+    """Ids of the project's videos that have at least one human mask, in order."""
+    stmt = (
+        select(Frame.video_id)
+        .join(Annotation, Annotation.frame_id == Frame.id)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.project_id == project_id, Annotation.source == "human")
+        .distinct()
+        .order_by(Frame.video_id)
+    )
+    return [int(v) for v in session.scalars(stmt)]
+
+
+def video_of_project(session: Session, project_id: int, video_id: int) -> Video | None:
+    """The video ``video_id`` if it belongs to the project."""
+    video = session.get(Video, video_id)
+    return video if video is not None and video.project_id == project_id else None
+
+
+@dataclass(frozen=True)
+class FrameLookup:
+    """Finds a project's frames by video (id, file name, file stem or export folder) and frame index."""
+
+    frames: dict[tuple[int, int], Frame]
+    names: dict[str, int]
+
+    def find(self, video: int | str | None, frame_index: int) -> Frame | None:
+        """The frame ``frame_index`` of ``video``; with ``video=None`` only when there is one video."""
+        if video is None:
+            ids = set(self.names.values())
+            if len(ids) != 1:
+                return None
+            video_id = ids.pop()
+        elif isinstance(video, int) or str(video).isdigit():
+            video_id = int(video)
+        else:
+            found = self.names.get(str(video))
+            if found is None:
+                return None
+            video_id = found
+        return self.frames.get((video_id, int(frame_index)))
+
+
+def frame_lookup(session: Session, project_id: int) -> FrameLookup:
+    """A :class:`FrameLookup` over every stored frame of the project."""
+    names: dict[str, int] = {}
+    for video in session.scalars(select(Video).where(Video.project_id == project_id).order_by(Video.id)):
+        for name in (video.filename, video.filename.rsplit(".", 1)[0], video_folder(video.id, video.filename)):
+            names.setdefault(name, video.id)
+    frames = {(f.video_id, f.frame_index): f for f in project_frames(session, project_id)}
+    return FrameLookup(frames, names)
+
+
+def video_folder(video_id: int, filename: str) -> str:
+    """A safe folder name for a video in exports: ``<id>_<file stem>``."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", filename.rsplit(".", 1)[0]).strip("_")[:60]
+    return f"{video_id:04d}_{stem}" if stem else f"{video_id:04d}"

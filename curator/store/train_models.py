@@ -41,8 +41,10 @@ class Round(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class FrameScore(Base):
-    """A named per-frame score (``entropy``, ``margin``, ...) of one frame.
+class FrameScoreRow(Base):
+    """A named per-frame score (``entropy``, ``margin``, ...) of one frame, as stored.
+
+    Not to be confused with :class:`curator.eval.FrameScore` (J and F of one object on one frame).
 
     ``source`` is ``proxy`` (written by a round, ``round_id`` set) or ``external`` (posted from a
     user's own model). The pool of a selection takes, per name, the newest score of each frame.

@@ -5,25 +5,23 @@ writes the dense labels (``propagated``/``predicted`` annotations with confidenc
 never touched), the proxy checkpoint, the per-frame scores and a :class:`~curator.store.train_models.Round`
 row, then selects the next batch across all videos with the scores in the pool and queues it.
 
-The selector and the task writer are passed in (the API and the CLI build them), so the engine
-imports neither ``curator_selectors`` nor ``api``.
+The selector comes from the settings' selector package (:func:`curator.selection.create_selector`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
 
-from curator.jobs.base import JobContext, JobFailed, JobHandler
+from curator.jobs.base import JobContext, JobFailed
 from curator.store.blobs import read_rgb
 from curator.store.models import Annotation, Frame, Video
 from curator.store.train_models import Round
@@ -31,11 +29,6 @@ from curator.train.loop import FrameOutcome, RoundConfig, VideoState, run_round
 from curator.train.proxy import ProxyConfig
 from curator.train.store import put_scores
 from curator.workspace import Workspace
-
-#: Builds a selector from a name and constructor params.
-SelectorFactory = Callable[[str, dict[str, Any]], Any]
-#: Queues picks ``(frame_id, reason)`` of a selection as tasks; returns frame id to task id.
-TaskWriter = Callable[[Session, int, int | None, Sequence[tuple[int, str]]], dict[int, int]]
 
 _FEATURES: dict[tuple[str, str, int], Any] = {}
 _LOCK = threading.Lock()
@@ -55,7 +48,7 @@ def patch_features(checkpoint: str | None, device: str, short_side: int) -> Any:
 def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
     """The project's videos as :class:`VideoState` (JPEGs read on demand, features cached per job)."""
 
-    from curator.annotate.base import FrameSource
+    from curator.annotate.frames import FrameSource
     from curator.annotate.masks import decode_rle
 
     with workspace.db.session() as session:
@@ -112,12 +105,95 @@ def round_config(params: dict[str, Any], seed: int) -> RoundConfig:
     return RoundConfig(**values)
 
 
+@dataclass
+class RoundTools:
+    """What a round runs with: its settings, the next-batch selector, the propagator, the DINOv2 features."""
+
+    cfg: RoundConfig
+    selector: Any
+    propagator_name: str
+    propagator: Any
+    features: Any
+
+
+def round_tools(workspace: Workspace, params: dict[str, Any], seed: int, strategy: str) -> RoundTools:
+    """Build a round's selector, propagator and features from its params.
+
+    Raises:
+        JobFailed: ``invalid_params`` for a bad name or value, ``no_backbone`` without DINOv2 weights.
+    """
+    from curator.annotate import create_propagator
+    from curator.annotate.choose import AUTO_PROPAGATOR, FEATURE_PROPAGATORS
+    from curator.embed import BackboneWeightsError
+    from curator.registry import UnknownNameError
+    from curator.selection import create_selector
+
+    settings = workspace.settings
+    try:
+        cfg = round_config(params, seed)
+        selector = create_selector(strategy, dict(params.get("selector_params") or {}), settings.selector_package)
+        name = params.get("propagator") or settings.propagator
+        if name == "auto":  # a round needs DINOv2 for the proxy anyway, so auto has its weights
+            name = AUTO_PROPAGATOR
+        features = patch_features(settings.backbone_checkpoint or None, settings.device, cfg.short_side)
+        kwargs: dict[str, Any] = {}
+        if name in FEATURE_PROPAGATORS:
+            kwargs = {"backbone": features._model(), "short_side": cfg.short_side}
+        propagator = create_propagator(name, **kwargs)
+        features._model()
+    except UnknownNameError as exc:
+        raise JobFailed("invalid_params", str(exc)) from None
+    except BackboneWeightsError as exc:
+        raise JobFailed("no_backbone", f"the proxy model needs DINOv2 weights: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise JobFailed("invalid_params", str(exc)) from None
+    return RoundTools(cfg, selector, name, propagator, features)
+
+
+def start_round_row(workspace: Workspace, project_id: int, job_id: int | None, params: dict[str, Any]) -> tuple[int, int]:
+    """Insert the next ``running`` round of the project; returns its id and number."""
+    with workspace.db.session() as session:
+        latest = session.scalar(select(func.coalesce(func.max(Round.number), 0)).where(Round.project_id == project_id))
+        number = int(latest or 0) + 1
+        row = Round(project_id=project_id, number=number, job_id=job_id, state="running", params=params)
+        session.add(row)
+        session.flush()
+        return row.id, number
+
+
+def store_dense_labels(
+    workspace: Workspace, project_id: int, videos: list[VideoState], dense: list[tuple[int, int, dict[str, Any], str, float]],
+    scores: Any, round_id: int,
+) -> None:
+    """Replace the previous round's dense labels with ``dense`` and store the scores; human masks stay."""
+    human_frames = {int(v.frame_ids[i]) for v in videos for i in v.human}
+    others = [int(f) for v in videos for f in v.frame_ids.tolist() if int(f) not in human_frames]
+    with workspace.db.session() as session:
+        for lo in range(0, len(others), 500):
+            session.execute(
+                delete(Annotation).where(
+                    Annotation.frame_id.in_(others[lo : lo + 500]), Annotation.source.in_(("propagated", "predicted"))
+                )
+            )
+        session.add_all(Annotation(frame_id=f, object_id=o, source=s, rle=r, confidence=c) for f, o, r, s, c in dense)
+        put_scores(session, project_id, scores, round_id=round_id, source="proxy")
+
+
+def set_round_state(workspace: Workspace, round_id: int, state: str, **values: Any) -> None:
+    """Finish a round row: its state, the finish time and any other columns given."""
+    with workspace.db.session() as session:
+        row = session.get(Round, round_id)
+        if row is not None:
+            row.state = state
+            row.finished_at = datetime.now(UTC)
+            for key, value in values.items():
+                setattr(row, key, value)
+
+
 def run_project_round(
     workspace: Workspace,
     project_id: int,
     params: dict[str, Any],
-    selectors: SelectorFactory,
-    write_tasks: TaskWriter,
     *,
     job_id: int | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
@@ -125,56 +201,29 @@ def run_project_round(
 ) -> dict[str, Any]:
     """Run one round of a project (module docstring) and return a JSON-ready summary.
 
-    Params: ``strategy`` (default ``curator``), ``budget`` (default 10), ``seed``, ``propagator``
-    (default the settings'), ``backbone`` (pool embeddings), ``selector_params`` and the
+    Params: ``strategy`` (default the settings' selector), ``budget`` (default 10), ``seed``,
+    ``propagator`` (default the settings'), ``backbone`` (pool embeddings), ``selector_params`` and the
     :func:`round_config` knobs.
 
     Raises:
         JobFailed: Without human masks (``no_labels``), without DINOv2 weights (``no_backbone``), or
             for a bad parameter (``invalid_params``).
     """
-    from curator.annotate import create_propagator
-    from curator.annotate.base import PropagationCancelled
     from curator.annotate.masks import encode_rle
-    from curator.embed import BackboneWeightsError
-    from curator.registry import UnknownNameError
-    from curator.selection import run_selection
+    from curator.annotate.types import PropagationCancelled
 
     settings = workspace.settings
     seed = int(params["seed"]) if params.get("seed") is not None else int(settings.seed)
     budget = int(params.get("budget", 10))
-    strategy = str(params.get("strategy") or "curator")
-    try:
-        cfg = round_config(params, seed)
-        selector = selectors(strategy, dict(params.get("selector_params") or {}))
-        propagator_name = params.get("propagator") or settings.propagator
-        features = patch_features(settings.backbone_checkpoint or None, settings.device, cfg.short_side)
-        prop_kwargs: dict[str, Any] = {}
-        if propagator_name in ("feature", "flow+feature"):
-            prop_kwargs = {"backbone": features._model(), "short_side": cfg.short_side}
-        propagator = create_propagator(propagator_name, **prop_kwargs)
-    except UnknownNameError as exc:
-        raise JobFailed("invalid_params", str(exc)) from None
-    except BackboneWeightsError as exc:
-        raise JobFailed("no_backbone", f"the proxy model needs DINOv2 weights: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise JobFailed("invalid_params", str(exc)) from None
-    try:
-        features._model()
-    except BackboneWeightsError as exc:
-        raise JobFailed("no_backbone", f"the proxy model needs DINOv2 weights: {exc}") from None
-
+    strategy = str(params.get("strategy") or settings.selector)
+    tools = round_tools(workspace, params, seed, strategy)
     videos = load_videos(workspace, project_id)
     if not any(v.human for v in videos):
         raise JobFailed("no_labels", "a round needs at least one frame with human masks; label some tasks first")
-    with workspace.db.session() as session:
-        number = int(session.scalar(select(func.coalesce(func.max(Round.number), 0)).where(Round.project_id == project_id)) or 0) + 1
-        row = Round(project_id=project_id, number=number, job_id=job_id, state="running",
-                    params={**params, "strategy": strategy, "budget": budget, "seed": seed, "propagator": propagator_name})
-        session.add(row)
-        session.flush()
-        round_id = row.id
-
+    round_id, number = start_round_row(
+        workspace, project_id, job_id,
+        {**params, "strategy": strategy, "budget": budget, "seed": seed, "propagator": tools.propagator_name},
+    )
     dense: list[tuple[int, int, dict[str, Any], str, float]] = []
 
     def sink(outcome: FrameOutcome) -> None:
@@ -186,74 +235,56 @@ def run_project_round(
 
     started = time.perf_counter()
     try:
-        result = run_round(videos, propagator, features, cfg, sink=sink, progress=progress, cancel=cancel)
+        result = run_round(videos, tools.propagator, tools.features, tools.cfg, sink=sink, progress=progress, cancel=cancel)
     except PropagationCancelled:
-        with workspace.db.session() as session:
-            session.execute(delete(Round).where(Round.id == round_id))
+        _delete_round(workspace, round_id)
         raise
     except ValueError as exc:
-        with workspace.db.session() as session:
-            session.execute(delete(Round).where(Round.id == round_id))
+        _delete_round(workspace, round_id)
         raise JobFailed("no_labels", str(exc)) from None
-
     try:
         checkpoint = f"projects/{project_id}/rounds/{number:04d}.pt"
         result.model.save(workspace.blobs.path(checkpoint))
         start = time.perf_counter()
-        human_frames = {int(v.frame_ids[i]) for v in videos for i in v.human}
-        all_frames = [int(f) for v in videos for f in v.frame_ids.tolist()]
-        with workspace.db.session() as session:
-            # dense labels replace the previous round's; human masks stay as they are
-            others = [f for f in all_frames if f not in human_frames]
-            for lo in range(0, len(others), 500):
-                session.execute(
-                    delete(Annotation).where(
-                        Annotation.frame_id.in_(others[lo : lo + 500]), Annotation.source.in_(("propagated", "predicted"))
-                    )
-                )
-            session.add_all(
-                Annotation(frame_id=f, object_id=o, source=s, rle=r, confidence=c) for f, o, r, s, c in dense
-            )
-            put_scores(session, project_id, result.scores, round_id=round_id, source="proxy")
-        timings = dict(result.timings)
-        timings["store"] = time.perf_counter() - start
-
+        store_dense_labels(workspace, project_id, videos, dense, result.scores, round_id)
+        timings = {**result.timings, "store": time.perf_counter() - start}
         start = time.perf_counter()
-        try:
-            selection_id, picks = run_selection(
-                workspace, project_id, selector, budget, seed=seed, backbone=params.get("backbone"),
-                params=dict(params.get("selector_params") or {}),
-            )
-        except LookupError as exc:
-            raise JobFailed("no_embeddings", str(exc)) from None
-        with workspace.db.session() as session:
-            tasks = write_tasks(session, project_id, selection_id, [(p.frame_id, p.reason) for p in picks])
+        picks = _select_next(workspace, project_id, tools.selector, budget, seed, params)
         timings["select"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - started
-        metrics = {k: v for k, v in result.metrics.items()}
-        with workspace.db.session() as session:
-            row2 = session.get(Round, round_id)
-            assert row2 is not None
-            row2.state = "succeeded"
-            row2.metrics = metrics
-            row2.timings = timings
-            row2.selection_id = selection_id
-            row2.checkpoint = checkpoint
-            row2.finished_at = datetime.now(UTC)
+        metrics = dict(result.metrics)
+        set_round_state(workspace, round_id, "succeeded", metrics=metrics, timings=timings,
+                        selection_id=picks["selection_id"], checkpoint=checkpoint)
     except BaseException:
         # a failure after training leaves the round visibly failed, never "running" forever
-        with workspace.db.session() as session:
-            failed = session.get(Round, round_id)
-            if failed is not None:
-                failed.state = "failed"
-                failed.finished_at = datetime.now(UTC)
+        set_round_state(workspace, round_id, "failed")
         raise
+    return {"round_id": round_id, "number": number, "metrics": metrics, "timings": timings, **picks}
+
+
+def _delete_round(workspace: Workspace, round_id: int) -> None:
+    with workspace.db.session() as session:
+        session.execute(delete(Round).where(Round.id == round_id))
+
+
+def _select_next(
+    workspace: Workspace, project_id: int, selector: Any, budget: int, seed: int, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Select the next batch with the new scores in the pool and queue it; ``selection_id`` and ``picks``."""
+    from curator.selection import run_selection
+    from curator.store.repo import create_tasks
+
+    try:
+        selection_id, picks = run_selection(
+            workspace, project_id, selector, budget, seed=seed, backbone=params.get("backbone"),
+            params=dict(params.get("selector_params") or {}),
+        )
+    except LookupError as exc:
+        raise JobFailed("no_embeddings", str(exc)) from None
+    with workspace.db.session() as session:
+        tasks = create_tasks(session, project_id, selection_id, [(p.frame_id, p.reason) for p in picks])
     return {
-        "round_id": round_id,
-        "number": number,
         "selection_id": selection_id,
-        "metrics": metrics,
-        "timings": timings,
         "picks": [
             {"frame_id": p.frame_id, "video_id": p.video_id, "frame_index": p.frame_index, "reason": p.reason,
              "utility": p.utility, "task_id": tasks.get(p.frame_id)}
@@ -262,16 +293,11 @@ def run_project_round(
     }
 
 
-def round_handler(selectors: SelectorFactory, write_tasks: TaskWriter) -> JobHandler:
+def round_handler(ctx: JobContext) -> dict[str, Any]:
     """Handler of ``round`` jobs (params: see :func:`run_project_round`)."""
-
-    def run(ctx: JobContext) -> dict[str, Any]:
-        if ctx.project_id is None:
-            raise JobFailed("invalid_job", "a round job needs a project")
-        # a cancelled round raises PropagationCancelled, which the runner records as ``cancelled``
-        return run_project_round(
-            ctx.workspace, ctx.project_id, ctx.params, selectors, write_tasks,
-            job_id=ctx.job_id, progress=ctx.progress, cancel=ctx.cancelled,
-        )
-
-    return run
+    if ctx.project_id is None:
+        raise JobFailed("invalid_job", "a round job needs a project")
+    # a cancelled round raises PropagationCancelled, which the runner records as ``cancelled``
+    return run_project_round(
+        ctx.workspace, ctx.project_id, ctx.params, job_id=ctx.job_id, progress=ctx.progress, cancel=ctx.cancelled
+    )

@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from curator.annotate.base import FrameSource, Keyframe
+from curator.annotate.frames import FrameSource
 from curator.annotate.masks import labels_to_masks, masks_to_labels
+from curator.annotate.types import Keyframe
 from curator.eval import score_frame
+from curator.progress import CancelCheck, ProgressCallback
 from curator.train.proxy import ProxyConfig, ProxyModel, Sample, make_sample, upsample_probs
 from curator.train.scores import frame_scores, mask_disagreement
-
-ProgressFn = Callable[[str, int, int | None], None]
 
 
 @dataclass
@@ -72,11 +72,9 @@ class RoundConfig:
         train_min_confidence: Least propagation confidence for a propagated frame to be trained on.
         train_max_propagated: Most propagated frames trained on (evenly spread over the candidates).
         dense_min_confidence: Least propagation confidence for a propagated mask to be the dense label.
-            0.3: after a first round on the 10 DAVIS sequences (one keyframe each) the proxy was worse
-            than propagation on every video (J&F 0.53 against 0.68 over the propagated frames), and
-            handing it the frames below 0.3 / 0.5 / 0.6 gave dense J&F 0.692 / 0.659 / 0.622. No
-            propagated frame there had a confidence below 0.3, so the proxy fills only frames that
-            propagation cannot reach (a shot without keyframes) or has lost.
+            0.3 because after a first round the proxy is worse than propagation wherever propagation
+            reaches, so it should fill only frames that propagation cannot reach (a shot without
+            keyframes) or has lost (measurements in ``docs/experiments.md``).
         holdout_fraction: Share of human frames kept out of training to evaluate the proxy.
         top_fraction: Share of hardest pixels in the ``_top`` scores.
         mc_samples: MC-dropout passes for ``mc_disagreement`` (0 skips it).
@@ -151,15 +149,19 @@ class _Packed:
         return np.frombuffer(zlib.decompress(self.data), dtype=np.uint8).reshape(self.shape)
 
 
-def _check(cancel: Callable[[], bool] | None) -> None:
+def _check(cancel: CancelCheck | None) -> None:
     if cancel is not None and cancel():
-        from curator.annotate.base import PropagationCancelled
+        from curator.annotate.types import PropagationCancelled
 
         raise PropagationCancelled("round cancelled")
 
 
 def _labels(masks: Mapping[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     return masks_to_labels({k: v for k, v in masks.items() if v.any()}, shape) if masks else np.zeros(shape, np.uint8)
+
+
+#: ``(video key, frame index)`` to the propagated label map and its frame confidence.
+_Propagated = dict[tuple[int, int], tuple[_Packed, float]]
 
 
 def run_round(
@@ -169,8 +171,8 @@ def run_round(
     config: RoundConfig | None = None,
     *,
     sink: Callable[[FrameOutcome], None] | None = None,
-    progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
 ) -> RoundResult:
     """Run one round (see the module docstring) and stream every frame's outcome to ``sink``.
 
@@ -199,56 +201,18 @@ def run_round(
 
     # 1. propagate
     start = time.perf_counter()
-    propagated: dict[tuple[int, int], tuple[_Packed, float]] = {}
-    total = sum(len(v) for v in videos if v.human)
-    done = 0
-    for video in videos:
-        keys = [Keyframe(i, {k: m for k, m in masks.items() if m.any()}) for i, masks in sorted(video.human.items())]
-        keys = [k for k in keys if k.masks]
-        if not keys:
-            continue
-        shape = video.source.size
-        for frame in propagator.propagate(video.source, keys, shot_ids=video.shot_ids, cancel=cancel):
-            done += 1
-            if frame.index in video.human:
-                continue
-            propagated[(video.key, frame.index)] = (_Packed(_labels(frame.masks, shape)), float(frame.frame_confidence))
-            report("propagate", done, total)
+    propagated = _propagate(videos, propagator, report, cancel)
     timings["propagate"] = time.perf_counter() - start
 
     # 2. training set: human frames (minus a seeded holdout) and confident propagated frames
     start = time.perf_counter()
-    rng = np.random.default_rng(cfg.proxy.seed)
-    human = [(v, i) for v in videos for i in sorted(v.human)]
-    n_hold = int(np.floor(cfg.holdout_fraction * len(human))) if len(human) >= 5 else 0
-    hold_idx = set(rng.choice(len(human), size=n_hold, replace=False).tolist()) if n_hold else set()
-    holdout = [human[i] for i in sorted(hold_idx)]
-    train_human = [h for i, h in enumerate(human) if i not in hold_idx]
-    by_key = {v.key: v for v in videos}
-    cands = sorted(
-        (k for k, (_, c) in propagated.items() if c >= cfg.train_min_confidence), key=lambda k: (k[0], k[1])
-    )
-    if len(cands) > cfg.train_max_propagated:
-        cands = [cands[int(i)] for i in np.linspace(0, len(cands) - 1, cfg.train_max_propagated).round()]
-    samples: list[Sample] = []
-    train_ids: list[int] = []
-    jobs = [(v, i, None) for v, i in train_human] + [(by_key[k], i, propagated[(k, i)]) for k, i in cands]
-    for n, (video, i, prop) in enumerate(jobs):
-        _check(cancel)
-        grid = features.grid(video.source)
-        feats = features(video.source, i)
-        if prop is None:
-            labels, weight = _labels(video.human[i], video.source.size), 1.0
-        else:
-            labels, weight = prop[0].unpack(), prop[1]
-        samples.append(make_sample(feats, grid, video.source[i], cfg.proxy, labels, weight))
-        train_ids.append(int(video.frame_ids[i]))
-        report("features", n + 1, len(jobs))
+    train_human, holdout = _split_holdout(videos, cfg)
+    cands = _training_candidates(propagated, cfg)
+    samples, train_ids = _training_samples(videos, train_human, cands, propagated, features, cfg, report, cancel)
     timings["features_train"] = time.perf_counter() - start
 
     dim = int(samples[0].feats.shape[-1])
     model = ProxyModel(dim, classes, cfg.proxy)
-    start = time.perf_counter()
     train = model.fit(samples, progress=lambda d, t: report("train", d, t), cancel=cancel)
     _check(cancel)
     timings["train"] = train.seconds
@@ -268,22 +232,126 @@ def run_round(
         "proxy_JF": None,
     }
     if holdout:
-        js, fs = [], []
-        for video, i in holdout:
-            grid = features.grid(video.source)
-            sample = make_sample(features(video.source, i), grid, video.source[i], cfg.proxy)
-            probs, _ = model.predict_proba([sample])
-            pred = labels_to_masks(upsample_probs(probs[0], video.source.size).argmax(axis=0), objects)
-            gt = {k: video.human[i].get(k, np.zeros(video.source.size, bool)) for k in objects}
-            for s in score_frame(pred, gt, i):
-                js.append(s.J)
-                fs.append(s.F)
-        metrics.update(proxy_J=float(np.mean(js)), proxy_F=float(np.mean(fs)))
+        proxy_j, proxy_f = _evaluate(model, holdout, features, cfg, objects)
+        metrics.update(proxy_J=proxy_j, proxy_F=proxy_f)
         metrics["proxy_JF"] = (metrics["proxy_J"] + metrics["proxy_F"]) / 2
     timings["evaluate"] = time.perf_counter() - start
 
     # 4 + 5. score every frame and pick each frame's dense label
     start = time.perf_counter()
+    counts, all_scores = _score_and_densify(videos, model, features, cfg, objects, propagated, sink, report, cancel)
+    timings["score"] = time.perf_counter() - start
+    metrics["dense"] = counts
+    return RoundResult(model, metrics, timings, all_scores, train_ids, [int(v.frame_ids[i]) for v, i in holdout])
+
+
+def _propagate(
+    videos: Sequence[VideoState], propagator: Any, report: ProgressCallback, cancel: CancelCheck | None
+) -> _Propagated:
+    """Step 1: propagate every video's human masks; keep the other frames' labels packed."""
+    propagated: _Propagated = {}
+    total = sum(len(v) for v in videos if v.human)
+    done = 0
+    for video in videos:
+        keys = [Keyframe(i, {k: m for k, m in masks.items() if m.any()}) for i, masks in sorted(video.human.items())]
+        keys = [k for k in keys if k.masks]
+        if not keys:
+            continue
+        shape = video.source.size
+        for frame in propagator.propagate(video.source, keys, shot_ids=video.shot_ids, cancel=cancel):
+            done += 1
+            if frame.index in video.human:
+                continue
+            propagated[(video.key, frame.index)] = (_Packed(_labels(frame.masks, shape)), float(frame.frame_confidence))
+            report("propagate", done, total)
+    return propagated
+
+
+def _split_holdout(
+    videos: Sequence[VideoState], cfg: RoundConfig
+) -> tuple[list[tuple[VideoState, int]], list[tuple[VideoState, int]]]:
+    """The human frames to train on and the seeded holdout (none with fewer than 5 human frames)."""
+    rng = np.random.default_rng(cfg.proxy.seed)
+    human = [(v, i) for v in videos for i in sorted(v.human)]
+    n_hold = int(np.floor(cfg.holdout_fraction * len(human))) if len(human) >= 5 else 0
+    hold_idx = set(rng.choice(len(human), size=n_hold, replace=False).tolist()) if n_hold else set()
+    holdout = [human[i] for i in sorted(hold_idx)]
+    train_human = [h for i, h in enumerate(human) if i not in hold_idx]
+    return train_human, holdout
+
+
+def _training_candidates(propagated: _Propagated, cfg: RoundConfig) -> list[tuple[int, int]]:
+    """Confident propagated frames, at most ``train_max_propagated`` evenly spread over them."""
+    cands = sorted(
+        (k for k, (_, c) in propagated.items() if c >= cfg.train_min_confidence), key=lambda k: (k[0], k[1])
+    )
+    if len(cands) > cfg.train_max_propagated:
+        cands = [cands[int(i)] for i in np.linspace(0, len(cands) - 1, cfg.train_max_propagated).round()]
+    return cands
+
+
+def _training_samples(
+    videos: Sequence[VideoState],
+    train_human: list[tuple[VideoState, int]],
+    cands: list[tuple[int, int]],
+    propagated: _Propagated,
+    features: Any,
+    cfg: RoundConfig,
+    report: ProgressCallback,
+    cancel: CancelCheck | None,
+) -> tuple[list[Sample], list[int]]:
+    """Proxy samples of the human frames (weight 1) and the candidates (weight = confidence)."""
+    by_key = {v.key: v for v in videos}
+    samples: list[Sample] = []
+    train_ids: list[int] = []
+    jobs = [(v, i, None) for v, i in train_human] + [(by_key[k], i, propagated[(k, i)]) for k, i in cands]
+    for n, (video, i, prop) in enumerate(jobs):
+        _check(cancel)
+        grid = features.grid(video.source)
+        feats = features(video.source, i)
+        if prop is None:
+            labels, weight = _labels(video.human[i], video.source.size), 1.0
+        else:
+            labels, weight = prop[0].unpack(), prop[1]
+        samples.append(make_sample(feats, grid, video.source[i], cfg.proxy, labels, weight))
+        train_ids.append(int(video.frame_ids[i]))
+        report("features", n + 1, len(jobs))
+    return samples, train_ids
+
+
+def _evaluate(
+    model: ProxyModel, holdout: list[tuple[VideoState, int]], features: Any, cfg: RoundConfig, objects: list[int]
+) -> tuple[float, float]:
+    """Step 3: mean J and F of the proxy's argmax masks on the held-out human frames."""
+    js, fs = [], []
+    for video, i in holdout:
+        grid = features.grid(video.source)
+        sample = make_sample(features(video.source, i), grid, video.source[i], cfg.proxy)
+        probs, _ = model.predict_proba([sample])
+        pred = labels_to_masks(upsample_probs(probs[0], video.source.size).argmax(axis=0), objects)
+        gt = {k: video.human[i].get(k, np.zeros(video.source.size, bool)) for k in objects}
+        for s in score_frame(pred, gt, i):
+            js.append(s.J)
+            fs.append(s.F)
+    return float(np.mean(js)), float(np.mean(fs))
+
+
+def _score_and_densify(
+    videos: Sequence[VideoState],
+    model: ProxyModel,
+    features: Any,
+    cfg: RoundConfig,
+    objects: list[int],
+    propagated: _Propagated,
+    sink: Callable[[FrameOutcome], None] | None,
+    report: ProgressCallback,
+    cancel: CancelCheck | None,
+) -> tuple[dict[str, int], dict[int, dict[str, float]]]:
+    """Steps 4 and 5: score every frame, pick its dense label, hand it to ``sink``.
+
+    Returns:
+        Counts of frames by dense-label source, and frame id to named scores.
+    """
     counts = {"human": 0, "propagated": 0, "predicted": 0}
     all_scores: dict[int, dict[str, float]] = {}
     total = sum(len(v) for v in videos)
@@ -300,29 +368,11 @@ def run_round(
             prediction = model.predict(batch, mc_samples=cfg.mc_samples)
             probs, mc, novelty = prediction.probs, prediction.disagreement, prediction.novelty
             for j, i in enumerate(idx):
-                full = upsample_probs(probs[j], size)
-                label = full.argmax(axis=0)
-                proxy_masks = labels_to_masks(label, objects)
+                proxy_masks = labels_to_masks(upsample_probs(probs[j], size).argmax(axis=0), objects)
                 scores = frame_scores(probs[j], cfg.top_fraction, None if novelty is None else novelty[j])
                 if mc is not None:
                     scores["mc_disagreement"] = float(mc[j])
-                prop = propagated.get((video.key, i))
-                if i in video.human:
-                    source, masks, conf = "human", dict(video.human[i]), 1.0
-                    scores["propagation_confidence"] = 1.0
-                    scores["proxy_disagreement"] = mask_disagreement(proxy_masks, masks)
-                elif prop is not None:
-                    prop_masks = labels_to_masks(prop[0].unpack(), objects)
-                    scores["propagation_confidence"] = prop[1]
-                    scores["proxy_disagreement"] = mask_disagreement(proxy_masks, prop_masks)
-                    if prop[1] >= cfg.dense_min_confidence:
-                        source, masks, conf = "propagated", prop_masks, prop[1]
-                    else:
-                        source, masks, conf = "predicted", proxy_masks, scores["confidence"]
-                else:
-                    scores["propagation_confidence"] = 0.0
-                    scores["proxy_disagreement"] = 1.0
-                    source, masks, conf = "predicted", proxy_masks, scores["confidence"]
+                source, masks, conf = _dense_label(video, i, proxy_masks, scores, propagated, cfg, objects)
                 counts[source] += 1
                 frame_id = int(video.frame_ids[i])
                 all_scores[frame_id] = scores
@@ -330,6 +380,35 @@ def run_round(
                     sink(FrameOutcome(video.key, i, frame_id, source, masks, float(conf), scores))
                 done += 1
                 report("score", done, total)
-    timings["score"] = time.perf_counter() - start
-    metrics["dense"] = counts
-    return RoundResult(model, metrics, timings, all_scores, train_ids, [int(v.frame_ids[i]) for v, i in holdout])
+    return counts, all_scores
+
+
+def _dense_label(
+    video: VideoState,
+    i: int,
+    proxy_masks: dict[int, np.ndarray],
+    scores: dict[str, float],
+    propagated: _Propagated,
+    cfg: RoundConfig,
+    objects: list[int],
+) -> tuple[str, dict[int, np.ndarray], float]:
+    """Frame ``i``'s dense label ``(source, masks, confidence)``: human, else confident propagation, else proxy.
+
+    Adds ``propagation_confidence`` and ``proxy_disagreement`` to ``scores``.
+    """
+    prop = propagated.get((video.key, i))
+    if i in video.human:
+        masks = dict(video.human[i])
+        scores["propagation_confidence"] = 1.0
+        scores["proxy_disagreement"] = mask_disagreement(proxy_masks, masks)
+        return "human", masks, 1.0
+    if prop is not None:
+        prop_masks = labels_to_masks(prop[0].unpack(), objects)
+        scores["propagation_confidence"] = prop[1]
+        scores["proxy_disagreement"] = mask_disagreement(proxy_masks, prop_masks)
+        if prop[1] >= cfg.dense_min_confidence:
+            return "propagated", prop_masks, prop[1]
+        return "predicted", proxy_masks, scores["confidence"]
+    scores["propagation_confidence"] = 0.0
+    scores["proxy_disagreement"] = 1.0
+    return "predicted", proxy_masks, scores["confidence"]

@@ -50,15 +50,10 @@ class ProxyConfig:
         threads: Torch CPU threads while training (0 leaves torch's setting alone).
         novelty_bank: Most training patches kept (a seeded random subsample) to measure feature
             novelty against; 0 disables novelty and the temperature (the plain softmax).
-        novelty_scale: Logits are divided by ``1 + novelty_scale * novelty`` per pixel. 20: DINOv2
-            novelty is small (far from the training frames about 0.02 on background, 0.07 on a moved
-            object), so 20 gives ``T`` about 1.4 there and 2.4 on the object. Trained on DAVIS
-            ``breakdance`` frames 0-2 (60 steps, 112 px short side), the mean entropy on those frames
-            is 0.102 and on frames 70-72 0.099 (plain softmax) / 0.119 / 0.136 / 0.166 / 0.194 with
-            5 / 10 / 20 / 30; ``entropy_top`` there 0.937 / 0.961 / 0.974 / 0.986 / 0.991 against
-            0.964 near. At 224 px (frames 40-82): entropy 0.070 / - / 0.097 / 0.120 / 0.141 against
-            0.085 near (frames every 3). 20 clears the gap on both with room; larger scales turn the
-            entropy more and more into a copy of ``novelty``.
+        novelty_scale: Logits are divided by ``1 + novelty_scale * novelty`` per pixel. 20 because
+            DINOv2 novelty is small (a few hundredths away from the training frames): smaller scales
+            barely separate near and far frames, larger ones turn the entropy into a copy of
+            ``novelty`` (measurements in ``docs/experiments.md``).
     """
 
     hidden: int = 96

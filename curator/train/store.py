@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from curator.store.train_models import FrameScore, Round
+from curator.store.train_models import FrameScoreRow, Round
 
 
 def latest_scores(session: Session, project_id: int, frame_ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -19,12 +19,12 @@ def latest_scores(session: Session, project_id: int, frame_ids: np.ndarray) -> d
     a user's model after a round replace that round's scores of the same name.
     """
     newest = (
-        select(func.max(FrameScore.id))
-        .where(FrameScore.project_id == project_id)
-        .group_by(FrameScore.frame_id, FrameScore.name)
+        select(func.max(FrameScoreRow.id))
+        .where(FrameScoreRow.project_id == project_id)
+        .group_by(FrameScoreRow.frame_id, FrameScoreRow.name)
     )
     rows = session.execute(
-        select(FrameScore.frame_id, FrameScore.name, FrameScore.value).where(FrameScore.id.in_(newest))
+        select(FrameScoreRow.frame_id, FrameScoreRow.name, FrameScoreRow.value).where(FrameScoreRow.id.in_(newest))
     ).all()
     position = {int(f): i for i, f in enumerate(np.asarray(frame_ids).tolist())}
     out: dict[str, np.ndarray] = {}
@@ -56,7 +56,7 @@ def put_scores(
         if np.isfinite(v)
     ]
     for lo in range(0, len(rows), 5000):
-        session.execute(insert(FrameScore), rows[lo : lo + 5000])
+        session.execute(insert(FrameScoreRow), rows[lo : lo + 5000])
     return len(rows)
 
 

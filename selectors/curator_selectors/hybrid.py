@@ -11,51 +11,10 @@ there. Greedy picks (the first is the pool's joint medoid, so one keyframe lands
 near the middle of the video) are refined by Voronoi swaps, shots are covered first, and per-frame
 uncertainty scores, when the pool has them, weight the frames that are hard for the propagator.
 
-How the defaults were chosen (DAVIS 2016, 10 sequences, DINOv2 ViT-S/14 CLS embeddings, budgets
-1/2/4/8, J&F over all frames; the ``flow`` propagator stood in for the slower default one on a shared
-2-core machine): on single-video, single-shot clips uniform spacing is very strong (mean J&F 49.1 /
-63.0 / 74.3 / 84.2). Embedding-only selectors lose to it (k-center 43.8 / 56.9 / 71.2 / 80.1,
-typicality 47.4 / 61.7 / 73.1 / 80.9, ProbCover 48.4 / 58.0 / 69.7 / 76.6, random 47.9 / 51.6 / 68.1
-/ 79.2). The joint k-medoids with ``time_weight`` 0.2 / 0.5 / 0.85 scored 48.3-49.2 at budget 1 and
-73.3 / 73.6 / 73.8 averaged over budgets 2, 4 and 8 (uniform 73.8): time must dominate, and the
-embedding then only nudges keyframes toward typical frames of their stretch, so 0.85 is the default.
-
-With the default ``flow+feature`` propagator (``curator bench keyframes --budgets 1,2,4,8 --strategies
-uniform,random,kcenter,typicality,probcover,curator``), mean J&F:
-
-==========  =====  =====  =====  =====
-strategy      1      2      4      8
-==========  =====  =====  =====  =====
-uniform     70.3   75.6   81.4   88.2
-random      70.0   71.7   78.4   83.9
-kcenter     63.9   69.9   79.8   85.4
-typicality  68.8   74.0   80.4   86.3
-probcover   71.5   73.7   79.6   84.3
-curator     70.4   76.3   81.7   87.8
-==========  =====  =====  =====  =====
-
-``curator`` leads uniform by 0.2 points averaged over budgets 2, 4 and 8 and beats k-center and
-random at every budget. Per sequence the lead swings from -2.3 to +4.7 points, and moving a single
-keyframe by one frame moves a sequence's J&F by up to 9 points (breakdance, budget 1: 0.212 at frame
-41, 0.301 at frame 42), so differences below about a point are noise. Placements tried on the same
-propagator and dropped (budgets 2 / 4 / 8): exact 1-D k-medians in arc length where a step's length
-mixes time with the step's forward-backward flow failure (+0.27 points averaged), its mean flow
-magnitude or its patch-feature change (within 0.2 points either way), and the sharpest frame
-(variance of the Laplacian) within 10 % or 20 % of a segment around each uniform target (+0.2 / 0.0).
-The exact placement oracle (``curator bench placement``: the best keyframes of every sequence, found
-with the ground truth) reaches 74.2 / 78.8 / 84.5 / 89.4, so no placement rule inside a clip can win
-more than 3.9 / 3.2 / 3.1 / 1.2 points over uniform with this propagator (2.5 averaged over budgets
-2, 4 and 8); ``curator`` takes 0.2 of those 2.5. Scored on the oracle's sums, ``time_weight`` from 0.5 to
-0.99 puts ``curator`` 0.13 to 0.26 points ahead of uniform averaged over budgets 2, 4 and 8 and 0.1
-to 0.6 points behind it at budget 8.
-
-Across videos (a campaign, ``curator bench loop``) the uncertainty weights matter more than the
-placement inside a video: once every video has a keyframe, shot coverage steps aside and the frames
-with low ``propagation_confidence`` pull the next picks. After a first round with one keyframe per
-DAVIS sequence, the next 10 picks went 2 each to breakdance, libby and paragliding-launch (the three
-worst-propagated videos), 2 to cows, 1 to dog and 1 to horsejump-high, and none to blackswan or
-car-roundabout, where one keyframe already gives J&F near 0.9; without scores the same selector gives
-2 frames to each of the five longest videos, as uniform does.
+Inside one clip, time spacing is what matters, so ``curator`` weights time far above appearance
+(``time_weight`` 0.85); across videos, the uncertainty weights send frames to the videos that
+propagate worst. The measurements behind these defaults, and the placements tried and dropped, are
+in ``docs/experiments.md``.
 """
 
 from __future__ import annotations
@@ -78,10 +37,8 @@ from curator_selectors.temporal import JointSpace, TemporalConstraints, Temporal
 from curator_selectors.uncertainty import SCORE_NAMES, first_score, uncertainty_utility
 
 #: Default order in which uncertainty scores are looked up in ``pool.scores``.
-#: ``propagation_confidence`` comes before the proxy's scores: after a campaign's first round on the
-#: 10 DAVIS sequences (one uniform keyframe each), its Spearman correlation with the propagated
-#: masks' J&F error was -0.69, against 0.50 for ``proxy_disagreement``, 0.49 for
-#: ``confidence_top`` and -0.44 (the wrong sign) for ``entropy_top``.
+#: ``propagation_confidence`` comes before the proxy's scores because it follows the propagated masks'
+#: error most closely (correlations in ``docs/experiments.md``).
 UNCERTAINTY_ORDER: tuple[str, ...] = (
     "disagreement",
     "propagation_confidence",
@@ -172,9 +129,7 @@ class HybridSelector:
         density = knn_typicality(space.x, self.n_neighbors) if w["density"] > 0 else np.zeros(n)
         score = first_score(pool, self.uncertainty_scores)
         uncertainty = uncertainty_utility(pool, score) if score and w["uncertainty"] > 0 else np.zeros(n)
-        min_d = np.full(n, np.inf)
-        for lab in np.flatnonzero(pool.labeled):
-            np.minimum(min_d, space.to_row(int(lab)), out=min_d)
+        min_d = space.seed(np.flatnonzero(pool.labeled))
         state = TemporalState(pool, self.constraints)
         total = sum(w.values()) or 1.0
         picks: list[int] = []
@@ -198,7 +153,7 @@ class HybridSelector:
             utilities.append(float(utility[j]))
             reasons.append(max(parts, key=lambda k: parts[k][j]))
             state.take(j)
-            np.minimum(min_d, space.to_row(j), out=min_d)
+            space.lower(min_d, j)
         return make_selection(self.name, picks, utilities, reasons)
 
 

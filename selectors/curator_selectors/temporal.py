@@ -18,15 +18,17 @@ Three pieces shared by every selector that takes ``min_gap`` / ``shot_coverage``
   ``(1 - w) * ||e_i - e_j||^2 / 4 + w * tau_ij^2`` where ``tau`` is the time gap divided by the
   video's duration (1 between different videos), so both parts lie in ``[0, 1]``.
 
-* the ``temporal`` selector: greedy k-center in that joint space, seeded by the labelled frames, so a
-  pick is far from what is labelled both in appearance and in time.
+* :func:`greedy_kcenter`: greedy k-center (farthest-first) under those rules in any
+  :class:`KCenterSpace`; the ``kcenter`` selector runs it on embeddings and the ``temporal`` selector
+  on the joint space, seeded by the labelled frames, so a pick is far from what is labelled both in
+  appearance and in time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -237,6 +239,17 @@ class JointSpace:
     def __len__(self) -> int:
         return len(self.x)
 
+    def seed(self, rows: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 squared joint distance of every row to the nearest of ``rows`` (``inf`` with none)."""
+        min_d = np.full(len(self.x), np.inf)
+        for j in rows:
+            np.minimum(min_d, self.to_row(int(j)), out=min_d)
+        return min_d
+
+    def lower(self, min_d: np.ndarray, j: int) -> None:
+        """Lower ``min_d`` in place by the squared joint distances to row ``j``."""
+        np.minimum(min_d, self.to_row(j), out=min_d)
+
     def to_row(self, j: int) -> np.ndarray:
         """``(n,)`` float64 squared joint distances from every row to row ``j``."""
         e = np.empty(len(self.x), dtype=np.float64)
@@ -260,33 +273,59 @@ class JointSpace:
         return (1.0 - self.w) * emb + self.w * tau
 
 
+class KCenterSpace(Protocol):
+    """Squared distances that :func:`greedy_kcenter` runs on (:class:`JointSpace`, or embeddings)."""
+
+    def seed(self, rows: np.ndarray) -> np.ndarray:
+        """``(n,)`` squared distance of every row to the nearest of ``rows`` (``inf`` when empty)."""
+        ...
+
+    def lower(self, min_d: np.ndarray, j: int) -> None:
+        """Lower ``min_d`` in place by the squared distances to row ``j``."""
+        ...
+
+
+@runtime_checkable
+class PrunedKCenterSpace(KCenterSpace, Protocol):
+    """A :class:`KCenterSpace` with a faster exact traversal for when no temporal rule applies."""
+
+    def traverse(self, budget: int, seeds: np.ndarray, first: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(picks, utilities)`` of ``budget`` farthest-first picks.
+
+        The distances start from ``seeds``, or from ``first`` (the first pick, utility ``inf``) when
+        there are none.
+        """
+        ...
+
+
 def greedy_kcenter(
-    space: JointSpace,
+    space: KCenterSpace,
     pool: Pool,
     budget: int,
     constraints: TemporalConstraints,
     rng: np.random.Generator,
     name: str,
     reason: str,
+    first_utility: float = 1.0,
 ) -> Selection:
     """Farthest-first picks in ``space`` seeded by labelled rows, under the temporal rules.
 
-    With nothing labelled, the first pick is drawn by ``rng`` among the eligible rows. Utilities are
-    the joint distance (not squared) from the pick to its nearest earlier centre.
+    With nothing labelled, the first pick is drawn by ``rng`` among the eligible rows, with utility
+    ``first_utility`` (the largest possible distance: 1 in the joint space). Other utilities are the
+    distance (not squared) from the pick to its nearest earlier centre. A
+    :class:`PrunedKCenterSpace` with no rule active runs its own exact traversal instead of
+    :func:`farthest_first`, with the same picks.
     """
     budget = effective_budget(pool, budget)
     if budget == 0:
         return empty_selection(name)
-    n = len(pool)
-    min_d = np.full(n, np.inf)
-    for lab in np.flatnonzero(pool.labeled):
-        np.minimum(min_d, space.to_row(int(lab)), out=min_d)
-
-    def update(distances: np.ndarray, j: int) -> None:
-        np.minimum(distances, space.to_row(j), out=distances)
-
-    # nothing covered yet: the largest joint distance is 1
-    return farthest_first(pool, constraints, min_d, update, budget, rng, 1.0, name, reason)
+    seeds = np.flatnonzero(pool.labeled)
+    if not constraints.active and isinstance(space, PrunedKCenterSpace):
+        first = None if len(seeds) else int(rng.choice(pool.candidates))
+        picks, utilities = space.traverse(budget, seeds, first)
+        utilities[~np.isfinite(utilities)] = first_utility
+        return Selection(picks, utilities, name, (reason,) * len(picks))
+    return farthest_first(pool, constraints, space.seed(seeds), space.lower, budget, rng, first_utility, name, reason)
 
 
 def farthest_first(
@@ -364,4 +403,5 @@ class TemporalSelector:
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection:
         """Pick up to ``budget`` frames by joint-space farthest-first traversal."""
         space = JointSpace(pool, self.time_weight, self.block_size)
-        return greedy_kcenter(space, pool, budget, self.constraints, rng, self.name, "temporal-kcenter")
+        # nothing covered yet: the largest joint distance is 1
+        return greedy_kcenter(space, pool, budget, self.constraints, rng, self.name, "temporal-kcenter", 1.0)

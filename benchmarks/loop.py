@@ -32,9 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from curator.annotate.base import FrameSource
-from curator.bench.davis import DavisSequence
-from curator.bench.keyframes import (
+from benchmarks.davis import DavisSequence
+from benchmarks.keyframes import (
     FPS,
     build_propagator,
     check_strategies,
@@ -46,6 +45,7 @@ from curator.bench.keyframes import (
     patch_entries,
     save_patch_cache,
 )
+from curator.annotate.frames import FrameSource
 from curator.eval import score_frame
 from curator.pool import Pool
 from curator.train.loop import FrameOutcome, RoundConfig, VideoState, run_round

@@ -7,9 +7,9 @@ score the highest mean J&F, and scores the strategies' own picks the same way. N
 without labels, can beat that oracle, so ``oracle - uniform`` is the headroom a selector has to play
 with on that propagator and data.
 
-Why the search is exact and affordable: a :class:`~curator.annotate.base.BidirectionalPropagator`
+Why the search is exact and affordable: a :class:`~curator.annotate.engine.BidirectionalPropagator`
 tracks each frame from its nearest keyframe on each side with one-way chains that do not depend on
-any other keyframe, and blends the two sides by :func:`~curator.annotate.base.blend_sides`. So with
+any other keyframe, and blends the two sides by :func:`~curator.annotate.blend.blend_sides`. So with
 chains run once from every anchor frame (``O(n^2)`` tracking steps per sequence), the J&F sum of
 any placement ``k1 < ... < kB`` splits into
 
@@ -32,19 +32,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from curator.annotate.base import (
-    BidirectionalPropagator,
-    FrameSource,
-    SoftStore,
-    blend_sides,
-    exclusive_masks,
-    soft_confidence,
-)
+from curator.annotate.blend import SoftStore, blend_sides, exclusive_masks, soft_confidence
+from curator.annotate.engine import BidirectionalPropagator
+from curator.annotate.frames import FrameSource
 from curator.eval import MaskScorer
+
+if TYPE_CHECKING:
+    from benchmarks.davis import DavisSequence
 
 
 @dataclass
@@ -267,18 +265,7 @@ def run_placement_bench(
     Raises:
         ValueError: For bad budgets, strategies, stride, or a propagator that is not bidirectional.
     """
-    from curator.bench.keyframes import (
-        bench_models,
-        build_pool,
-        check_strategies,
-        ground_truth,
-        load_patch_cache,
-        load_sequences,
-        machine_info,
-        pick_keyframes,
-        save_patch_cache,
-    )
-    from curator_selectors import create_selector
+    from benchmarks.keyframes import bench_models, check_strategies, load_sequences
 
     if not budgets or any(int(b) < 1 for b in budgets):
         raise ValueError(f"budgets must be positive integers, got {list(budgets)}")
@@ -294,46 +281,13 @@ def run_placement_bench(
     rows: list[dict[str, Any]] = []
     for seq in seqs:
         frames = seq.frames()
+        picks = _strategy_picks(frames, backbone, strategies, budgets, seed)
         n = len(frames)
-        gt = ground_truth(seq)
-        pool = build_pool(frames, backbone)
-        picks: dict[tuple[str, int], list[int]] = {}
-        for strategy in strategies:
-            selector = create_selector(strategy)
-            for budget in budgets:
-                picks[(strategy, int(budget))] = pick_keyframes(selector, pool, budget, seed)
         anchors = None if stride == 1 else sorted(set(range(0, n, stride)).union(*picks.values()))
-        cache = Path(cache_dir) / _cache_name(seq.name, propagator, options, anchors) if cache_dir else None
-        if cache is not None and cache.is_file():
-            sums = PlacementSums.load(cache)
-            if log is not None:
-                log(f"{seq.name}: placement sums from {cache}")
-        else:
-            if log is not None:
-                log(
-                    f"{seq.name} ({n} frames): tracking from {n if anchors is None else len(anchors)} anchors"
-                )
-            source = FrameSource(frames, cache=True)
-            patch_file = Path(cache_dir) / f"{seq.name}-patch.pkl" if cache_dir else None
-            load_patch_cache(source, patch_file)
-            sums = placement_sums(prop, source, gt, anchors, log)
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                sums.save(cache)
-                if patch_file is not None and checkpoint:
-                    save_patch_cache(source, patch_file)
-        for budget in budgets:
-            value, keys = sums.best(int(budget))
-            row: dict[str, Any] = {
-                "sequence": seq.name,
-                "frames": n,
-                "budget": int(budget),
-                "oracle": {"JF": value, "keyframes": keys},
-            }
-            for strategy in strategies:
-                chosen = picks[(strategy, int(budget))]
-                row[strategy] = {"JF": sums.score(chosen), "keyframes": chosen}
-            rows.append(row)
+        sums = _sequence_sums(
+            seq, frames, prop, propagator, options, anchors, checkpoint=checkpoint, cache_dir=cache_dir, log=log
+        )
+        rows.extend(_sequence_rows(seq.name, n, sums, picks, budgets, strategies))
         if log is not None:
             log(
                 f"{seq.name}: "
@@ -343,6 +297,103 @@ def run_placement_bench(
                     if r["sequence"] == seq.name
                 )
             )
+    return _placement_report(
+        davis, [s.name for s in seqs], budgets, strategies, propagator, options, backbone_name, stride, rows
+    )
+
+
+def _strategy_picks(
+    frames: Sequence[np.ndarray], backbone: Any, strategies: Sequence[str], budgets: Sequence[int], seed: int
+) -> dict[tuple[str, int], list[int]]:
+    """Every strategy's keyframes for every budget, ``(strategy, budget) -> frame indices``."""
+    from benchmarks.keyframes import build_pool, pick_keyframes
+    from curator_selectors import create_selector
+
+    pool = build_pool(frames, backbone)
+    picks: dict[tuple[str, int], list[int]] = {}
+    for strategy in strategies:
+        selector = create_selector(strategy)
+        for budget in budgets:
+            picks[(strategy, int(budget))] = pick_keyframes(selector, pool, budget, seed)
+    return picks
+
+
+def _sequence_sums(
+    seq: DavisSequence,
+    frames: Sequence[np.ndarray],
+    prop: BidirectionalPropagator,
+    propagator: str,
+    options: dict[str, Any],
+    anchors: Sequence[int] | None,
+    *,
+    checkpoint: str | Path | None,
+    cache_dir: str | Path | None,
+    log: Callable[[str], None] | None,
+) -> PlacementSums:
+    """The placement sums of one sequence: from the cache when there, else tracked (and cached)."""
+    from benchmarks.keyframes import ground_truth, load_patch_cache, save_patch_cache
+
+    n = len(frames)
+    gt = ground_truth(seq)
+    cache = Path(cache_dir) / _cache_name(seq.name, propagator, options, anchors) if cache_dir else None
+    if cache is not None and cache.is_file():
+        sums = PlacementSums.load(cache)
+        if log is not None:
+            log(f"{seq.name}: placement sums from {cache}")
+        return sums
+    if log is not None:
+        log(f"{seq.name} ({n} frames): tracking from {n if anchors is None else len(anchors)} anchors")
+    source = FrameSource(frames, cache=True)
+    patch_file = Path(cache_dir) / f"{seq.name}-patch.pkl" if cache_dir else None
+    load_patch_cache(source, patch_file)
+    sums = placement_sums(prop, source, gt, anchors, log)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        sums.save(cache)
+        if patch_file is not None and checkpoint:
+            save_patch_cache(source, patch_file)
+    return sums
+
+
+def _sequence_rows(
+    name: str,
+    n: int,
+    sums: PlacementSums,
+    picks: dict[tuple[str, int], list[int]],
+    budgets: Sequence[int],
+    strategies: Sequence[str],
+) -> list[dict[str, Any]]:
+    """One row per budget: the oracle's keyframes and J&F, then every strategy's on the same sums."""
+    rows: list[dict[str, Any]] = []
+    for budget in budgets:
+        value, keys = sums.best(int(budget))
+        row: dict[str, Any] = {
+            "sequence": name,
+            "frames": n,
+            "budget": int(budget),
+            "oracle": {"JF": value, "keyframes": keys},
+        }
+        for strategy in strategies:
+            chosen = picks[(strategy, int(budget))]
+            row[strategy] = {"JF": sums.score(chosen), "keyframes": chosen}
+        rows.append(row)
+    return rows
+
+
+def _placement_report(
+    davis: str | Path,
+    sequences: list[str],
+    budgets: Sequence[int],
+    strategies: Sequence[str],
+    propagator: str,
+    options: dict[str, Any],
+    backbone_name: str,
+    stride: int,
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The JSON-ready report: settings, mean J&F per budget, the oracle's lead, and the rows."""
+    from benchmarks.keyframes import machine_info
+
     names = ["oracle", *strategies]
     summary = {
         name: {
@@ -354,7 +405,7 @@ def run_placement_bench(
         "benchmark": "placement",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "davis": str(davis),
-        "sequences": [s.name for s in seqs],
+        "sequences": sequences,
         "budgets": [int(b) for b in budgets],
         "strategies": list(strategies),
         "propagator": propagator,

@@ -173,9 +173,11 @@ def bench_select_scale(
         raise ValueError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     x = make_clustered(n, dim, clusters, spread, seed)
     results: dict[str, dict[str, Any]] = {}
-    selectors_root = str(Path(__file__).resolve().parents[2] / "selectors")
+    checkout = Path(__file__).resolve().parents[1]  # the child runs ``-m benchmarks.select_scale``
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (selectors_root, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(checkout / "selectors"), str(checkout), env.get("PYTHONPATH", "")) if p
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
             missing = _available(method)
@@ -186,7 +188,7 @@ def bench_select_scale(
             cmd = [
                 sys.executable,
                 "-m",
-                "curator.bench.select_scale",
+                "benchmarks.select_scale",
                 method,
                 str(n),
                 str(dim),

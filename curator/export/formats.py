@@ -16,12 +16,14 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, select, union
 from sqlalchemy.orm import Session
 
 from curator.store.models import Annotation, Frame, Project, Video, utcnow
+from curator.store.repo import video_folder
 from curator.store.service_models import Task
 from curator.workspace import Workspace
 
@@ -47,12 +49,6 @@ class FrameRow:
     def file_name(self) -> str:
         """Path of the image inside an export: ``<video folder>/<frame index>.jpg``."""
         return f"{self.video_name}/{self.frame_index:05d}.jpg"
-
-
-def video_folder(video_id: int, filename: str) -> str:
-    """A safe folder name for a video in exports: ``<id>_<file stem>``."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", filename.rsplit(".", 1)[0]).strip("_")[:60]
-    return f"{video_id:04d}_{stem}" if stem else f"{video_id:04d}"
 
 
 def _frames(session: Session, project_id: int, include: str) -> Iterator[FrameRow]:
@@ -272,3 +268,37 @@ def ytvis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes
 
 EXPORTERS = {"coco": (coco, "application/json", "json"), "davis": (davis, "application/zip", "zip"),
              "ytvis": (ytvis, "application/json", "json")}
+
+
+def write_export(workspace: Workspace, project_id: int, format: str, include: str, dest: Path) -> Path:
+    """Write an export to ``dest``: a file, or a folder (existing, or a path without a suffix) that gets
+    ``<project>-<format>-<include>.<ext>``.
+
+    The bytes go to a temporary file beside the destination that is renamed once complete, so an
+    interrupted export never leaves a truncated file under the final name.
+
+    Raises:
+        ValueError: For an unknown format or include.
+    """
+    if format not in EXPORTERS:
+        raise ValueError(f"unknown export format {format!r}; valid: {', '.join(EXPORTERS)}")
+    if include not in SOURCES:
+        raise ValueError(f"unknown include {include!r}; valid: {', '.join(SOURCES)}")
+    generate, _media, ext = EXPORTERS[format]
+    dest = Path(dest)
+    if dest.is_dir() or not dest.suffix:  # a folder, existing or to be made
+        dest.mkdir(parents=True, exist_ok=True)
+        with workspace.db.session() as session:
+            project = session.get(Project, project_id)
+            name = project.name if project is not None else str(project_id)
+        dest = dest / f"{re.sub(r'[^A-Za-z0-9_-]+', '_', name)}-{format}-{include}.{ext}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            for piece in generate(workspace, project_id, include):
+                out.write(piece)
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dest

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from curator.annotate.base import FrameSource, Keyframe, create_propagator
+from benchmarks.davis import DavisSequence, load_davis
+from curator.annotate import FrameSource, Keyframe, create_propagator
 from curator.annotate.masks import labels_to_masks
-from curator.bench.davis import DavisSequence, load_davis
 from curator.eval import score_sequence
 from curator.pool import Pool
 

@@ -29,7 +29,7 @@ from curator.store.models import Frame, Project, Video, utcnow
 from curator.store.service_models import Task
 from curator.workspace import Workspace
 
-#: ``(session, role, project_id) -> (row, secret)``; the CLI passes ``api.auth.create_key``.
+#: ``(session, role, project_id) -> (row, secret)``; by default ``api.auth.create_key``.
 KeyFactory = Callable[..., tuple[Any, str]]
 FRAME_SIZE = (64, 64)
 
@@ -84,7 +84,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def bench_api(
-    create_key: KeyFactory,
+    create_key: KeyFactory | None = None,
     *,
     clients: int = 8,
     seconds: float = 20.0,
@@ -94,7 +94,7 @@ def bench_api(
     """Run the benchmark and return the report.
 
     Args:
-        create_key: Key factory of the API (``api.auth.create_key``).
+        create_key: Key factory of the API (default ``api.auth.create_key``).
         clients: Concurrent annotator clients (threads, one keep-alive connection each).
         seconds: Duration of the measured run.
         tasks: Open tasks in the queue; the run stops early if they run out.
@@ -107,6 +107,11 @@ def bench_api(
     import httpx
 
     from curator.annotate.masks import encode_rle
+
+    if create_key is None:
+        from api.auth import create_key as api_create_key
+
+        create_key = api_create_key
 
     home = Path(tempfile.mkdtemp(prefix="curator-bench-api-"))
     server: subprocess.Popen[bytes] | None = None

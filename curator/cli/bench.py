@@ -1,0 +1,367 @@
+"""``curator bench ...``: the benchmarks; each writes a JSON report.
+
+The benchmarks are the top-level package ``benchmarks``, which ships only with a source checkout
+(it is not in the wheel). :func:`benchmark` finds the checkout this ``curator`` package runs from,
+puts it on ``sys.path`` and imports the module a command needs; without a checkout the command
+stops with one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from curator.cli.common import BackboneOpt, CheckpointOpt, fail, open_home, user_errors
+from curator.config import load_settings
+
+bench_app = typer.Typer(help="Benchmarks; each writes a JSON report.", no_args_is_help=True)
+
+DavisOpt = Annotated[Path, typer.Option("--davis", help="DAVIS-layout folder (JPEGImages/480p, Annotations/480p).")]
+SequencesOpt = Annotated[str | None, typer.Option(help="Comma-separated sequence names (default all).")]
+
+
+def checkout_root() -> Path | None:
+    """The source checkout the ``curator`` package runs from (a folder holding ``curator/`` and
+    ``benchmarks/``), or ``None`` for an installed wheel."""
+    import curator
+
+    root = Path(curator.__file__).resolve().parent.parent
+    if (root / "curator").is_dir() and (root / "benchmarks" / "__init__.py").is_file():
+        return root
+    return None
+
+
+def benchmark(module: str) -> Any:
+    """Import ``benchmarks.<module>`` from the checkout; exit 2 with one red line without one."""
+    root = checkout_root()
+    if root is None:
+        raise fail(
+            "the benchmarks ship only with a source checkout of curator (benchmarks/ beside curator/), "
+            "not with the installed package; run `curator bench` from an editable install of a clone"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"benchmarks.{module}")
+
+
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _sequences(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",")] if text else None
+
+
+def _write(out: Path, report: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    video: Annotated[Path, typer.Argument(help="Video to benchmark.")],
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
+    backbone: BackboneOpt = "auto",
+    checkpoint: CheckpointOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Frames per inference batch.")] = 16,
+    max_side: Annotated[int, typer.Option(help="Frames are resized so the longer side is at most this.")] = 1280,
+) -> None:
+    """Decode-only, embed-only and full-pipeline frames/s in one run, with peak RSS."""
+    bench = benchmark("ingest")
+    with open_home(None, None, backbone=backbone, backbone_checkpoint=checkpoint) as curator:
+        model = curator.backbone()
+        report = bench.bench_ingest(video, model, batch_size=batch_size, max_side=max_side)
+    _write(out, report)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@bench_app.command("api")
+def bench_api(
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
+    clients: Annotated[int, typer.Option(help="Concurrent annotator clients.", min=1)] = 8,
+    seconds: Annotated[float, typer.Option(help="How long to run.", min=1)] = 20.0,
+    tasks: Annotated[int, typer.Option(help="Tasks in the queue (enough never to run dry).", min=1)] = 20000,
+) -> None:
+    """Claim+submit cycles per second and p50/p99 cycle latency against a local server on loopback."""
+    report = benchmark("api").bench_api(clients=clients, seconds=seconds, tasks=tasks)
+    _write(out, report)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@bench_app.command("keyframes")
+def bench_keyframes(
+    davis: DavisOpt,
+    out: Annotated[Path, typer.Option("--out", help="JSON report path (a PNG plot is written beside it).")] = Path(
+        "bench-out/keyframes.json"
+    ),
+    budgets: Annotated[str, typer.Option(help="Comma-separated keyframe budgets.")] = "1,2,4,8",
+    strategies: Annotated[str, typer.Option(help="Comma-separated selector names.")] = "uniform",
+    propagator: Annotated[
+        str | None, typer.Option(help="Propagator name (default: the default CPU propagator).")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="DINOv2 weights for the pool and feature propagators.")
+    ] = None,
+    sequences: SequencesOpt = None,
+    sam2_config: Annotated[str | None, typer.Option("--sam2-config", help="SAM 2 Hydra config name.")] = None,
+    sam2_checkpoint: Annotated[str | None, typer.Option("--sam2-checkpoint", help="SAM 2 checkpoint.")] = None,
+    sam2_hub: Annotated[str | None, typer.Option("--sam2-hub", help="SAM 2 hub id, e.g. facebook/sam2.1-hiera-tiny.")] = None,
+    sam2_image_size: Annotated[int | None, typer.Option("--sam2-image-size", help="Override SAM 2's input size.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the selectors' random generator.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Reuse per-sequence patch features across runs.")
+    ] = None,
+) -> None:
+    """J&F of propagated masks against the number of keyframes picked by each strategy (DAVIS)."""
+    from curator.annotate import DEFAULT_CPU_PROPAGATOR
+    from curator.annotate.sam2_backend import SAM2WeightsError
+
+    bench = benchmark("keyframes")
+    name = propagator or DEFAULT_CPU_PROPAGATOR
+    options: dict[str, Any] = {}
+    if name == "sam2":
+        options = {"checkpoint": sam2_checkpoint, "hub_id": sam2_hub, "image_size": sam2_image_size}
+        if sam2_config:
+            options["config"] = sam2_config
+    try:
+        with user_errors():
+            report = bench.run_keyframe_bench(
+                davis,
+                [int(b) for b in budgets.split(",") if b.strip()],
+                _names(strategies),
+                name,
+                checkpoint=checkpoint,
+                sequences=_sequences(sequences),
+                propagator_options=options,
+                seed=seed,
+                log=typer.echo,
+                cache_dir=cache_dir,
+            )
+    except (SAM2WeightsError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    _write(out, report)
+    plot = out.with_suffix(".png")
+    bench.plot_report(report, plot)
+    typer.echo(bench.format_table(report))
+    typer.echo(
+        f"{report['propagator']}: {report['cold_seconds_per_frame']:.3f} s/frame cold, "
+        f"{report['seconds_per_frame']:.3f} s/frame with cached flow/features; wrote {out} and {plot}"
+    )
+
+
+def _loop_options(checkpoint: str | None, selector_params: str | None, steps: int | None) -> tuple[str, dict[str, Any], Any]:
+    """The DINOv2 weights, the per-strategy selector settings and the round settings of ``bench loop``."""
+    from dataclasses import replace as dc_replace
+
+    from curator.train.loop import RoundConfig
+
+    weights = checkpoint or load_settings().backbone_checkpoint
+    if not weights:
+        raise fail("the loop benchmark needs DINOv2 weights: pass --checkpoint or set CURATOR_BACKBONE_CHECKPOINT")
+    try:
+        params = json.loads(selector_params) if selector_params else {}
+    except json.JSONDecodeError as exc:
+        raise fail(f"--selector-params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise fail('--selector-params must map strategy names to settings, e.g. {"curator": {"time_weight": 0.9}}')
+    config = RoundConfig(short_side=336)
+    if steps is not None:
+        config = dc_replace(config, proxy=dc_replace(config.proxy, steps=steps))
+    return weights, params, config
+
+
+@bench_app.command("loop")
+def bench_loop(
+    davis: DavisOpt,
+    out: Annotated[Path, typer.Option("--out", help="JSON report path (a PNG plot is written beside it).")] = Path(
+        "bench-out/loop.json"
+    ),
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds per strategy.", min=1)] = 5,
+    per_round: Annotated[int, typer.Option("--per-round", help="Frames labelled per round, across all videos.", min=1)] = 10,
+    strategies: Annotated[str, typer.Option(help="Comma-separated selector names.")] = "uniform,random,curator",
+    checkpoint: Annotated[
+        str | None,
+        typer.Option("--checkpoint", help="DINOv2 weights (default: $CURATOR_BACKBONE_CHECKPOINT)."),
+    ] = None,
+    propagator: Annotated[
+        str | None, typer.Option(help="Propagator name (default: the default CPU propagator).")
+    ] = None,
+    sequences: SequencesOpt = None,
+    selector_params: Annotated[
+        str | None,
+        typer.Option("--selector-params", help='JSON settings per strategy, e.g. \'{"curator": {"time_weight": 0.9}}\'.'),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Proxy training steps per round.", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the selectors and the proxy model.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Reuse per-sequence patch features and embeddings across runs.")
+    ] = None,
+) -> None:
+    """A simulated labelling campaign: J&F of the dense labels against annotated frames per strategy (DAVIS).
+
+    Every sequence of the folder is one video of a single project. Each round a strategy picks
+    ``--per-round`` frames across all videos, a perfect annotator labels them with the ground truth,
+    and a retrain round (propagate, train the proxy, score, densify) runs.
+    """
+    from curator.annotate import DEFAULT_CPU_PROPAGATOR
+
+    bench = benchmark("loop")
+    weights, params, config = _loop_options(checkpoint, selector_params, steps)
+    with user_errors():
+        report = bench.run_loop_bench(
+            davis,
+            rounds,
+            per_round,
+            _names(strategies),
+            weights,
+            propagator=propagator or DEFAULT_CPU_PROPAGATOR,
+            sequences=_sequences(sequences),
+            seed=seed,
+            config=config,
+            selector_params=params,
+            cache_dir=cache_dir,
+            log=typer.echo,
+        )
+    _write(out, report)
+    plot = out.with_suffix(".png")
+    bench.plot_loop(report, plot)
+    typer.echo(bench.format_loop_table(report))
+    typer.echo(f"wrote {out} and {plot}")
+
+
+@bench_app.command("allocation")
+def bench_allocation(
+    report: Annotated[Path, typer.Option("--report", help="JSON report of `curator bench keyframes`.")],
+    frames: Annotated[str, typer.Option("--frames", help="Comma-separated totals of keyframes to share.")] = "20,30,40,50",
+    strategy: Annotated[str, typer.Option(help="Placement rule whose per-video curves are used.")] = "uniform",
+    weighting: Annotated[
+        str, typer.Option(help="'videos': mean over videos (DAVIS); 'frames': pooled over frames.")
+    ] = "videos",
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
+) -> None:
+    """The best split of a keyframe budget between videos, read off measured per-video curves (an oracle bound).
+
+    No selector that only moves keyframes between videos (keeping the report's placement inside
+    each) can beat this; compare it with the even split to see what allocation is worth.
+    """
+    bench = benchmark("allocation")
+    try:
+        source = json.loads(report.read_text())
+    except FileNotFoundError:
+        raise fail(f"no such report: {report}") from None
+    except json.JSONDecodeError as exc:
+        raise fail(f"{report} is not valid JSON: {exc}") from None
+    if not isinstance(source, dict):
+        raise fail(f"{report} is not a keyframe-bench report (expected a JSON object with 'rows')")
+    try:
+        totals = [int(t) for t in frames.split(",") if t.strip()]
+    except ValueError:
+        raise fail(f"--frames must be comma-separated integers, got {frames!r}") from None
+    if not totals or min(totals) < 0:
+        raise fail(f"--frames must list non-negative totals, got {frames!r}")
+    with user_errors():
+        result = bench.allocation_report(source, strategy, totals, weighting)
+    if out is not None:
+        _write(out, result)
+    typer.echo(bench.format_allocation_table(result))
+
+
+@bench_app.command("placement")
+def bench_placement(
+    davis: DavisOpt,
+    out: Annotated[Path, typer.Option("--out", help="JSON report path (a PNG plot is written beside it).")] = Path(
+        "bench-out/placement.json"
+    ),
+    budgets: Annotated[str, typer.Option(help="Comma-separated keyframe budgets.")] = "1,2,4,8",
+    strategies: Annotated[str, typer.Option(help="Comma-separated selectors scored against the oracle.")] = "uniform",
+    propagator: Annotated[
+        str | None, typer.Option(help="A bidirectional propagator (default: the default CPU propagator).")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="DINOv2 weights for the pool and feature propagators.")
+    ] = None,
+    sequences: SequencesOpt = None,
+    stride: Annotated[
+        int, typer.Option(help="Anchor every N frames (1: exact oracle; more: cheaper, a lower bound).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the selectors' random generator.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Reuse patch features and placement sums across runs.")
+    ] = None,
+) -> None:
+    """The best keyframe placement inside each sequence, found with the ground truth (an oracle bound).
+
+    Tracks from every anchor frame once (about n^2 propagation steps per sequence: 2 CPU-hours for the
+    10 DAVIS-2016 sequences, then cached), then an exact dynamic programme finds the best placement for
+    every budget and scores the strategies' picks on the same sums. No selector can beat the oracle;
+    its lead over `uniform` is all that placement can win with this propagator.
+    """
+    from curator.annotate import DEFAULT_CPU_PROPAGATOR
+
+    plot_report = benchmark("keyframes").plot_report
+    bench = benchmark("placement")
+    try:
+        budget_list = [int(b) for b in budgets.split(",") if b.strip()]
+    except ValueError:
+        raise fail(f"--budgets must be comma-separated integers, got {budgets!r}") from None
+    try:
+        with user_errors():
+            report = bench.run_placement_bench(
+                davis,
+                budget_list,
+                _names(strategies),
+                propagator or DEFAULT_CPU_PROPAGATOR,
+                checkpoint=checkpoint,
+                sequences=_sequences(sequences),
+                stride=stride,
+                seed=seed,
+                log=typer.echo,
+                cache_dir=cache_dir,
+            )
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    _write(out, report)
+    plot = out.with_suffix(".png")
+    plot_report(report, plot)
+    typer.echo(bench.format_placement_table(report))
+    typer.echo(f"wrote {out} and {plot}")
+
+
+@bench_app.command("select-scale")
+def bench_select_scale(
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
+    n: Annotated[int, typer.Option("--n", help="Synthetic vectors in the pool.", min=1)] = 100_000,
+    dim: Annotated[int, typer.Option("--dim", help="Vector dimension.", min=1)] = 384,
+    budget: Annotated[int, typer.Option("--budget", help="Picks.", min=1)] = 1000,
+    clusters: Annotated[int, typer.Option(help="Clusters the vectors are drawn around.", min=1)] = 100,
+    spread: Annotated[float, typer.Option(help="Within-cluster noise relative to the centres.", min=0)] = 0.5,
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated: curator, skactiveml, lightly_mundig.")
+    ] = "curator,skactiveml,lightly_mundig",
+    seed: Annotated[int, typer.Option(help="Seed of the data and of each method's first pick.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Per-method limit in seconds.", min=1)] = 3600.0,
+) -> None:
+    """Greedy k-center on N synthetic clustered vectors: ours against scikit-activeml and lightly-mundig.
+
+    Reports seconds, peak RSS and the max-min distance (k-center objective, lower is better) of each
+    method, every method in its own process on the same data.
+    """
+    bench = benchmark("select_scale")
+    with user_errors():
+        report = bench.bench_select_scale(
+            n,
+            dim,
+            budget,
+            clusters=clusters,
+            spread=spread,
+            seed=seed,
+            methods=_names(methods),
+            timeout_s=timeout,
+        )
+    _write(out, report)
+    typer.echo(json.dumps(report, indent=2))

@@ -1,0 +1,185 @@
+"""Validation of human masks (COCO RLE or an indexed PNG) before anything touches pycocotools' C decoder.
+
+pycocotools trusts its input: counts summing past ``height * width`` write past the mask buffer. So a
+compressed RLE string is parsed here first (the same LEB128-like code as ``rleFrString``) and its
+counts must be non-negative and sum to exactly ``height * width``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class InvalidMaskError(ValueError):
+    """A mask that does not fit its frame or is malformed; the message says what was expected."""
+
+
+def _invalid(detail: str) -> InvalidMaskError:
+    return InvalidMaskError(detail)
+
+
+def rle_counts(counts: str) -> list[int]:
+    """Decode a compressed COCO RLE ``counts`` string into run lengths.
+
+    Raises:
+        ValueError: If a character is outside the code's alphabet or the string ends mid-number.
+    """
+    out: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n or k > 12:
+                raise ValueError("the counts string ends inside a number")
+            c = ord(counts[p]) - 48
+            if not 0 <= c <= 63:
+                raise ValueError(f"character {counts[p]!r} at {p} is not in the RLE alphabet")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        out.append(x)
+    return out
+
+
+def encode_counts(runs: Sequence[int]) -> str:
+    """Encode run lengths as a compressed COCO RLE string (``rleToString``)."""
+    chars: list[str] = []
+    for i, value in enumerate(runs):
+        x = int(value)
+        if i > 2:
+            x -= int(runs[i - 2])
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = not ((c & 0x10 == 0 and x == 0) or (c & 0x10 and x == -1))
+            if more:
+                c |= 0x20
+            chars.append(chr(c + 48))
+    return "".join(chars)
+
+
+def check_rle(object_id: int, rle: Mapping[str, Any], height: int, width: int) -> dict[str, Any]:
+    """Validate one RLE (``{"size": [h, w], "counts": str | list[int]}``) against the frame size.
+
+    Returns:
+        The mask in compressed, JSON-ready form.
+
+    Raises:
+        InvalidMaskError: For a wrong size or malformed counts.
+    """
+    try:
+        size = [int(v) for v in rle["size"]]
+        raw = rle["counts"]
+    except (KeyError, TypeError, ValueError):
+        raise _invalid(f"mask of object {object_id} is not an RLE with size and counts") from None
+    if size != [height, width]:
+        raise _invalid(f"mask of object {object_id} has size {size}, the frame is [{height}, {width}]")
+    if isinstance(raw, str):
+        try:
+            runs = rle_counts(raw)
+        except ValueError as exc:
+            raise _invalid(f"mask of object {object_id}: {exc}") from None
+    else:
+        runs = [int(v) for v in raw]
+    if any(r < 0 for r in runs):
+        raise _invalid(f"mask of object {object_id} has negative run lengths")
+    total = sum(runs)
+    if total != height * width:
+        raise _invalid(
+            f"mask of object {object_id}: run lengths sum to {total}, expected height*width = {height * width}"
+        )
+    counts = raw if isinstance(raw, str) else encode_counts(runs)
+    return {"size": size, "counts": counts}
+
+
+def check_masks(
+    masks: Sequence[tuple[int, Mapping[str, Any]]], height: int, width: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """Validate ``(object_id, rle)`` masks: ids 1..255 and unique, the frame's size, well-formed counts."""
+    ids = [int(o) for o, _ in masks]
+    if len(set(ids)) != len(ids):
+        raise _invalid(f"object ids must be unique within a frame, got {sorted(ids)}")
+    bad = [o for o in ids if not 1 <= o <= 255]
+    if bad:
+        raise _invalid(f"object ids must be 1..255, got {bad}")
+    return [(int(o), check_rle(int(o), r, height, width)) for o, r in masks]
+
+
+def array_masks(masks: Mapping[int, np.ndarray], height: int, width: int) -> list[tuple[int, dict[str, Any]]]:
+    """``(object_id, rle)`` pairs from boolean arrays of the frame's size (empty masks are dropped)."""
+    from curator.annotate.masks import encode_rle
+
+    out = []
+    for object_id, mask in sorted(masks.items()):
+        array = np.asarray(mask)
+        if array.shape != (height, width):
+            raise _invalid(f"mask of object {object_id} has shape {array.shape}, the frame is ({height}, {width})")
+        if not 1 <= int(object_id) <= 255:
+            raise _invalid(f"object ids must be 1..255, got {object_id}")
+        if array.any():
+            out.append((int(object_id), encode_rle(array.astype(bool))))
+    return out
+
+
+def label_masks(labels: np.ndarray, height: int, width: int) -> list[tuple[int, dict[str, Any]]]:
+    """``(object_id, rle)`` pairs from a label image (0 background, ``k`` object ``k``)."""
+    from curator.annotate.masks import encode_rle
+
+    if labels.shape != (height, width):
+        raise _invalid(f"the label image has shape {labels.shape}, the frame is ({height}, {width})")
+    return [(int(k), encode_rle(labels == k)) for k in np.unique(labels) if k != 0]
+
+
+def png_masks(data: str, height: int, width: int) -> list[tuple[int, dict[str, Any]]]:
+    """Masks from a base64 indexed PNG (0 background, ``k`` object ``k``) of the frame's size.
+
+    Raises:
+        InvalidMaskError: If it is not base64, not a PNG, or not the frame's size.
+    """
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid("label_png is not valid base64") from None
+    return png_bytes_masks(raw, height, width)
+
+
+def png_bytes_masks(raw: bytes, height: int, width: int) -> list[tuple[int, dict[str, Any]]]:
+    """Masks from the bytes of an indexed PNG (0 background, ``k`` object ``k``) of the frame's size.
+
+    Raises:
+        InvalidMaskError: If it is not a PNG or not the frame's size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            if image.format != "PNG":
+                raise _invalid(f"label_png must be a PNG, got {image.format}")
+            if image.size != (width, height):
+                raise _invalid(f"label_png is {image.size[0]}x{image.size[1]}, the frame is {width}x{height}")
+            if image.mode not in ("P", "L", "1"):
+                # reading colours or 16-bit values as grey would store the wrong object ids
+                raise _invalid(
+                    f"label_png has mode {image.mode}; expected an indexed (palette), 1-bit or 8-bit grey PNG "
+                    "whose pixel values are the object ids (0 background)"
+                )
+            labels = np.array(image, dtype=np.uint8)
+    except InvalidMaskError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise _invalid(f"label_png could not be read as a PNG ({exc})") from None
+    if labels.shape != (height, width):
+        raise _invalid(f"label_png has shape {labels.shape}, the frame is ({height}, {width})")
+    return label_masks(labels, height, width)
