@@ -8,9 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
+from api.deps import PrincipalDep
 from api.errors import install_error_handlers
 from api.jobs import build_handlers
+from api.limits import BodyLimitMiddleware
 from api.routes import (
     exports,
     frames,
@@ -38,6 +42,8 @@ Curation service for video segmentation datasets.
 * **Queue**: `POST /projects/{id}/queue/claim` leases tasks for `lease_seconds`; submit masks as COCO
   RLE (or an indexed PNG) with `POST /tasks/{id}/submit`.
 * **Errors** are JSON `{"code": ..., "detail": ...}`; `code` is stable, `detail` is for people.
+* **Sizes**: request bodies over `json_max_bytes` (64 KiB without a key) get `413 payload_too_large`
+  before they are read; video uploads are limited by `upload_max_bytes` instead.
 """
 
 
@@ -78,6 +84,9 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served below, behind a key
+        redoc_url=None,
+        openapi_url=None,
         openapi_tags=[
             {"name": "projects", "description": "Projects hold videos, a queue and labels."},
             {"name": "videos", "description": "Uploads and server-side paths; each starts an ingest job."},
@@ -95,6 +104,7 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     app.state.runner = runner
     app.state.write_lock = threading.Lock()
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, json_max_bytes=settings.json_max_bytes)
     for module in (projects, videos, jobs, selections, queue, frames, propagation, exports, rounds, predictions):
         app.include_router(module.router)
 
@@ -102,5 +112,17 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     def health() -> dict[str, Any]:
         """Liveness check (no key needed)."""
         return {"status": "ok"}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(_principal: PrincipalDep) -> JSONResponse:
+        """The OpenAPI document (any valid key)."""
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_principal: PrincipalDep) -> HTMLResponse:
+        """Swagger UI (any valid key). The document is inlined: the page's own fetch would carry no key."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="curator API", swagger_ui_parameters={"spec": app.openapi()}
+        )
 
     return app

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from curator.store.keys import KEY_PREFIX, create_key, hash_key, list_keys, revoke_key
-from curator.store.service_models import ROLES, ApiKey
+from curator.store.keys import KEY_PREFIX, create_key, hash_key, key_by_secret, list_keys, revoke_key
+from curator.store.service_models import ROLES
 
 __all__ = ["KEY_PREFIX", "Principal", "create_key", "find_key", "hash_key", "list_keys", "revoke_key"]
 
 def find_key(session: Session, secret: str) -> Principal | None:
     """The caller behind a live (not revoked) key whose secret is ``secret``, or ``None``."""
-    row = session.execute(
-        select(ApiKey.id, ApiKey.role, ApiKey.project_id).where(
-            ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
-        )
-    ).first()
-    return None if row is None else Principal(key_id=row[0], role=row[1], project_id=row[2])
+    found = key_by_secret(session, secret)
+    return None if found is None else Principal(key_id=found[0], role=found[1], project_id=found[2])
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from curator.jobs.admission import TooManyJobs
 from curator.labels.masks import InvalidMaskError
+from curator.store.storage import INSUFFICIENT_STORAGE, OUT_OF_SPACE_MESSAGE, out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,9 @@ _STATUS_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    429: "too_many_jobs",
     500: "internal_error",
+    507: INSUFFICIENT_STORAGE,
 }
 
 
@@ -87,6 +92,24 @@ def _invalid_mask(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content=error_body("invalid_mask", str(exc)))
 
 
+def insufficient_storage() -> ApiError:
+    """A 507 ``insufficient_storage`` error: the disk (or the database's) is full; nothing was stored."""
+    return ApiError(507, INSUFFICIENT_STORAGE, OUT_OF_SPACE_MESSAGE)
+
+
+def _storage_or_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """OS and database errors: a full disk is 507 ``insufficient_storage``, anything else a logged 500."""
+    if out_of_space(exc):
+        log.error("out of disk space: %s", exc)
+        return _api_error(request, insufficient_storage())
+    return _unexpected(request, exc)
+
+
+def _too_many_jobs(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyJobs)
+    return JSONResponse(error_body("too_many_jobs", str(exc)), status_code=429, headers={"Retry-After": "30"})
+
+
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(
@@ -100,4 +123,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidMaskError, _invalid_mask)
+    app.add_exception_handler(TooManyJobs, _too_many_jobs)
+    app.add_exception_handler(OSError, _storage_or_unexpected)
+    app.add_exception_handler(DBAPIError, _storage_or_unexpected)
     app.add_exception_handler(Exception, _unexpected)

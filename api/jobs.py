@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from api.schemas import ErrorPublic, JobPublic, ProgressPublic
 from curator.jobs import JobHandler, engine_handlers
+from curator.jobs.admission import admit_job
 from curator.jobs.base import JobRunner
-from curator.jobs.store import submit_job
 from curator.store.service_models import Job
 from curator.workspace import Workspace
 
@@ -21,10 +21,23 @@ def build_handlers(workspace: Workspace) -> dict[str, JobHandler]:
 
 
 def start_job(
-    session: Session, runner: JobRunner, kind: str, project_id: int | None, params: dict[str, Any], created_by: int
+    session: Session,
+    runner: JobRunner,
+    kind: str,
+    project_id: int | None,
+    params: dict[str, Any],
+    created_by: int,
+    *,
+    max_queued: int | None = None,
 ) -> Job:
-    """Insert a queued job, commit, and hand it to the runner (in that order, so it is never lost)."""
-    return submit_job(session, runner, kind, project_id, params, created_by)
+    """Queue a job (committed, then handed to the runner, so it is never lost), or return the
+    identical job already queued; a project may have at most ``max_queued`` queued jobs.
+
+    Raises:
+        TooManyJobs: When the project's queue is full (answered 429 ``too_many_jobs``).
+    """
+    job, _created = admit_job(session, runner, kind, project_id, params, created_by, max_queued=max_queued)
+    return job
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 RLE_EXAMPLE: dict[str, Any] = {"size": [4, 4], "counts": "52203"}
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive value is taken as UTC (SQLite hands back naive values, written as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A time stamp in answers: always UTC with an offset (serialised with ``Z``).
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class ErrorPublic(BaseModel):
@@ -30,7 +39,7 @@ class ProjectPublic(BaseModel):
 
     id: int
     name: str
-    created_at: datetime
+    created_at: UtcDatetime
     videos: int = 0
     frames: int = 0
 
@@ -69,9 +78,9 @@ class JobPublic(BaseModel):
     params: dict[str, Any]
     result: dict[str, Any] | None
     error: ErrorPublic | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     queued_s: float | None = Field(default=None, description="Seconds between creation and start.")
     run_s: float | None = Field(default=None, description="Seconds running (so far, if still running).")
     attempts: int
@@ -88,7 +97,7 @@ class VideoPublic(BaseModel):
     height: int
     duration: float
     frames: int
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class PathRegister(BaseModel):
@@ -139,7 +148,7 @@ class SelectionPublic(BaseModel):
     params: dict[str, Any]
     seed: int
     backbone: str
-    created_at: datetime
+    created_at: UtcDatetime
     picks: list[PickPublic]
 
 
@@ -243,6 +252,15 @@ class FrameRef(BaseModel):
     height: int
     image_url: str
     thumb_url: str
+
+
+class SimilarPublic(BaseModel):
+    """A frame similar to the one asked about, from the project's embedding index."""
+
+    frame: FrameRef
+    similarity: float = Field(
+        examples=[0.93], description="Cosine similarity of the two frames' embeddings, in [-1, 1]."
+    )
 
 
 class TaskDetail(TaskPublic):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas import UtcDatetime
 
 
 class RoundCreate(BaseModel):
@@ -41,8 +42,8 @@ class RoundPublic(BaseModel):
     metrics: dict[str, Any]
     timings: dict[str, Any]
     checkpoint: str | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
 
 
 class FramePrediction(BaseModel):

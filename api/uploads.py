@@ -7,6 +7,7 @@ name ever reaches memory or the filesystem. Going over the limit stops reading a
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -14,7 +15,8 @@ from typing import Any, BinaryIO
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from api.errors import ApiError
+from api.errors import ApiError, insufficient_storage
+from curator.store.storage import out_of_space
 
 MAX_FIELD_BYTES = 64 * 1024  # other form fields are ignored, but never buffered past this
 _SAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -81,9 +83,9 @@ class _Sink:
         self.close()
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -97,6 +99,13 @@ class _Sink:
         }
 
 
+def _discard(sink: _Sink, dest: Path) -> None:
+    """Close and remove a partial upload (closing may fail again on a full disk)."""
+    with contextlib.suppress(OSError):
+        sink.close()
+    dest.unlink(missing_ok=True)
+
+
 async def receive_upload(request: Request, dest: Path, limit: int) -> tuple[str, int]:
     """Stream the ``file`` part of a multipart request body into ``dest``.
 
@@ -105,7 +114,8 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> tuple[str,
 
     Raises:
         ApiError: 415 for a body that is not multipart, 413 over ``limit``, 400 for a malformed
-            body or an empty file, 422 with no ``file`` part. ``dest`` is removed on any error.
+            body or an empty file, 422 with no ``file`` part, 507 when the disk is full.
+            ``dest`` is removed on any error.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -121,14 +131,26 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> tuple[str,
             parser.write(chunk)
         parser.finalize()
     except ApiError:
-        sink.close()
-        dest.unlink(missing_ok=True)
+        _discard(sink, dest)
+        raise
+    except OSError as exc:  # writing the file failed: not the client's fault
+        _discard(sink, dest)
+        if out_of_space(exc):
+            raise insufficient_storage() from None
         raise
     except Exception as exc:  # the parser raises its own errors for malformed bodies
-        sink.close()
-        dest.unlink(missing_ok=True)
+        _discard(sink, dest)
         raise ApiError(400, "malformed_upload", f"the multipart body could not be parsed ({exc})") from None
-    sink.close()
+    except BaseException:  # the client went away (cancelled): no partial file stays behind
+        _discard(sink, dest)
+        raise
+    try:
+        sink.close()  # flushing the last buffered bytes may be what finds the disk full
+    except OSError as exc:
+        _discard(sink, dest)
+        if out_of_space(exc):
+            raise insufficient_storage() from None
+        raise
     if not sink.found:
         dest.unlink(missing_ok=True)
         raise ApiError(422, "missing_file", "the multipart body has no 'file' part")

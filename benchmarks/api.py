@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,11 @@ import numpy as np
 from sqlalchemy import Table
 
 from curator.config import load_settings
+from curator.store.keys import create_key
 from curator.store.models import Frame, Project, Video, utcnow
 from curator.store.service_models import Task
 from curator.workspace import Workspace
 
-#: ``(session, role, project_id) -> (row, secret)``; by default ``api.auth.create_key``.
-KeyFactory = Callable[..., tuple[Any, str]]
 FRAME_SIZE = (64, 64)
 
 
@@ -40,7 +38,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _seed(workspace: Workspace, tasks: int, clients: int, create_key: KeyFactory) -> tuple[int, list[str]]:
+def _seed(workspace: Workspace, tasks: int, clients: int) -> tuple[int, list[str]]:
     height, width = FRAME_SIZE
     with workspace.db.session() as session:
         project = Project(name="bench")
@@ -83,8 +81,144 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+def _spawn_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+    """``curator serve`` over ``home`` on loopback ``port``, in a child process."""
+    env = {**os.environ, "CURATOR_HOME": str(home), "CURATOR_BACKBONE": "classic"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "curator", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _wait_healthy(server: subprocess.Popen[bytes], url: str, startup_timeout: float) -> None:
+    """Poll ``/health`` until it answers 200.
+
+    Raises:
+        RuntimeError: If the server exits or does not answer within ``startup_timeout`` seconds.
+    """
+    import httpx
+
+    deadline = time.monotonic() + startup_timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+            raise RuntimeError(f"the server did not start: {err[-2000:]}")
+        time.sleep(0.1)
+
+
+def _stop(server: subprocess.Popen[bytes] | None) -> None:
+    """Terminate the server, killing it if it has not exited after 15 s."""
+    if server is None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _submit_body() -> dict[str, Any]:
+    """The submission every cycle sends: one rectangular RLE mask."""
+    from curator.annotate.masks import encode_rle
+
+    mask = np.zeros(FRAME_SIZE, bool)
+    mask[8:40, 10:50] = True
+    return {"masks": [{"object_id": 1, "rle": encode_rle(mask)}]}
+
+
+class _Clients:
+    """Annotator threads, one per key, each looping *claim one task, submit one mask*; and what they measured.
+
+    Args:
+        url: The server's base URL.
+        keys: One annotator key per client.
+        project_id: The project whose queue is claimed from.
+        body: The submission each cycle sends.
+    """
+
+    def __init__(self, url: str, keys: list[str], project_id: int, body: dict[str, Any]) -> None:
+        self.url = url
+        self.keys = keys
+        self.project_id = project_id
+        self.body = body
+        self.cycles: list[list[float]] = [[] for _ in keys]
+        self.requests: list[list[float]] = [[] for _ in keys]
+        self.errors = [0] * len(keys)
+        self.dry = threading.Event()
+        self.start_gate = threading.Barrier(len(keys) + 1)
+        self.stop_at = 0.0
+
+    def run(self, seconds: float) -> float:
+        """Start every client at once, stop after ``seconds`` or when the queue runs dry.
+
+        Returns:
+            The seconds the clients ran.
+        """
+        threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(len(self.keys))]
+        for thread in threads:
+            thread.start()
+        self.stop_at = time.perf_counter() + seconds
+        began = time.perf_counter()
+        self.start_gate.wait()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - began
+
+    def _client(self, i: int) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.keys[i]}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=30) as http:
+            http.get("/health")  # open the connection before the clock starts
+            self.start_gate.wait()
+            while time.perf_counter() < self.stop_at and not self.dry.is_set():
+                t0 = time.perf_counter()
+                try:
+                    claimed = http.post(f"/projects/{self.project_id}/queue/claim", json={"limit": 1})
+                    t1 = time.perf_counter()
+                    if claimed.status_code != 200:
+                        self.errors[i] += 1
+                        continue
+                    leased = claimed.json()["tasks"]
+                    if not leased:
+                        self.dry.set()
+                        break
+                    done = http.post(f"/tasks/{leased[0]['id']}/submit", json=self.body)
+                    t2 = time.perf_counter()
+                except httpx.HTTPError:
+                    self.errors[i] += 1
+                    continue
+                if done.status_code != 200:
+                    self.errors[i] += 1
+                    continue
+                self.cycles[i].append(t2 - t0)
+                self.requests[i].extend((t1 - t0, t2 - t1))
+
+    def report(self, elapsed: float) -> dict[str, Any]:
+        """The benchmark report of a run that took ``elapsed`` seconds (see :func:`bench_api`)."""
+        all_cycles = [c for per in self.cycles for c in per]
+        all_requests = [r for per in self.requests for r in per]
+        return {
+            "cycles_per_s": round(len(all_cycles) / elapsed, 2),
+            "p50_ms": round(_percentile(all_cycles, 50) * 1000, 2),
+            "p99_ms": round(_percentile(all_cycles, 99) * 1000, 2),
+            "errors": sum(self.errors),
+            "cycles": len(all_cycles),
+            "seconds": round(elapsed, 2),
+            "clients": len(self.keys),
+            "request_p50_ms": round(_percentile(all_requests, 50) * 1000, 2),
+            "request_p99_ms": round(_percentile(all_requests, 99) * 1000, 2),
+            "ran_dry": self.dry.is_set(),
+            "latency": "cycle = claim(limit=1) + submit(one RLE mask), loopback HTTP/1.1 keep-alive",
+        }
+
+
 def bench_api(
-    create_key: KeyFactory | None = None,
     *,
     clients: int = 8,
     seconds: float = 20.0,
@@ -94,7 +228,6 @@ def bench_api(
     """Run the benchmark and return the report.
 
     Args:
-        create_key: Key factory of the API (default ``api.auth.create_key``).
         clients: Concurrent annotator clients (threads, one keep-alive connection each).
         seconds: Duration of the measured run.
         tasks: Open tasks in the queue; the run stops early if they run out.
@@ -104,107 +237,19 @@ def bench_api(
         ``{"cycles_per_s", "p50_ms", "p99_ms", "errors", ...}`` (cycle latency; per-request
         percentiles and counts as extra keys).
     """
-    import httpx
-
-    from curator.annotate.masks import encode_rle
-
-    if create_key is None:
-        from api.auth import create_key as api_create_key
-
-        create_key = api_create_key
-
     home = Path(tempfile.mkdtemp(prefix="curator-bench-api-"))
     server: subprocess.Popen[bytes] | None = None
     try:
         settings = load_settings(None, home=home, backbone="classic")
         workspace = Workspace(settings)
-        project_id, keys = _seed(workspace, tasks, clients, create_key)
+        project_id, keys = _seed(workspace, tasks, clients)
         workspace.close()
         port = _free_port()
-        env = {**os.environ, "CURATOR_HOME": str(home), "CURATOR_BACKBONE": "classic"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "curator", "serve", "--port", str(port), "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        server = _spawn_server(home, port)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                err = server.stderr.read().decode(errors="replace") if server.stderr else ""
-                raise RuntimeError(f"the server did not start: {err[-2000:]}")
-            time.sleep(0.1)
-
-        mask = np.zeros(FRAME_SIZE, bool)
-        mask[8:40, 10:50] = True
-        body = {"masks": [{"object_id": 1, "rle": encode_rle(mask)}]}
-        cycles: list[list[float]] = [[] for _ in range(clients)]
-        requests: list[list[float]] = [[] for _ in range(clients)]
-        errors = [0] * clients
-        dry = threading.Event()
-        start_gate = threading.Barrier(clients + 1)
-        stop_at = [0.0]
-
-        def client(i: int) -> None:
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys[i]}"}, timeout=30) as http:
-                http.get("/health")  # open the connection before the clock starts
-                start_gate.wait()
-                while time.perf_counter() < stop_at[0] and not dry.is_set():
-                    t0 = time.perf_counter()
-                    try:
-                        claimed = http.post(f"/projects/{project_id}/queue/claim", json={"limit": 1})
-                        t1 = time.perf_counter()
-                        if claimed.status_code != 200:
-                            errors[i] += 1
-                            continue
-                        leased = claimed.json()["tasks"]
-                        if not leased:
-                            dry.set()
-                            break
-                        done = http.post(f"/tasks/{leased[0]['id']}/submit", json=body)
-                        t2 = time.perf_counter()
-                    except httpx.HTTPError:
-                        errors[i] += 1
-                        continue
-                    if done.status_code != 200:
-                        errors[i] += 1
-                        continue
-                    cycles[i].append(t2 - t0)
-                    requests[i].extend((t1 - t0, t2 - t1))
-
-        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
-        for thread in threads:
-            thread.start()
-        stop_at[0] = time.perf_counter() + seconds
-        began = time.perf_counter()
-        start_gate.wait()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - began
-        all_cycles = [c for per in cycles for c in per]
-        all_requests = [r for per in requests for r in per]
-        return {
-            "cycles_per_s": round(len(all_cycles) / elapsed, 2),
-            "p50_ms": round(_percentile(all_cycles, 50) * 1000, 2),
-            "p99_ms": round(_percentile(all_cycles, 99) * 1000, 2),
-            "errors": sum(errors),
-            "cycles": len(all_cycles),
-            "seconds": round(elapsed, 2),
-            "clients": clients,
-            "request_p50_ms": round(_percentile(all_requests, 50) * 1000, 2),
-            "request_p99_ms": round(_percentile(all_requests, 99) * 1000, 2),
-            "ran_dry": dry.is_set(),
-            "latency": "cycle = claim(limit=1) + submit(one RLE mask), loopback HTTP/1.1 keep-alive",
-        }
+        _wait_healthy(server, url, startup_timeout)
+        measured = _Clients(url, keys, project_id, _submit_body())
+        return measured.report(measured.run(seconds))
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        _stop(server)
         shutil.rmtree(home, ignore_errors=True)

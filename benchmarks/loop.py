@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,105 @@ class _Scorer:
         }
 
 
+@dataclass(frozen=True)
+class _RoundModels:
+    """What every round runs with: the propagator, the proxy's patch features and the round settings."""
+
+    propagator: Any
+    features: Any
+    config: RoundConfig
+
+
+def _check_args(strategies: Sequence[str], rounds: int, per_round: int) -> None:
+    """Raise ``ValueError`` for no or unknown strategies, or ``rounds`` or ``per_round`` below 1."""
+    if not strategies:
+        raise ValueError("give at least one strategy")
+    check_strategies(strategies)
+    if rounds < 1 or per_round < 1:
+        raise ValueError(f"rounds and per_round must be at least 1, got {rounds} and {per_round}")
+
+
+def _load_models(checkpoint: str | Path, propagator: str, cfg: RoundConfig) -> tuple[Any, _RoundModels]:
+    """The DINOv2 backbone, and the propagator and patch features built on it."""
+    from curator.annotate.feature import PatchFeatures
+    from curator.embed import create_backbone
+
+    backbone = create_backbone("dinov2_vits14", checkpoint=checkpoint, device="auto").backbone
+    features = PatchFeatures(backbone=backbone, short_side=cfg.short_side)
+    prop = build_propagator(propagator, backbone, short_side=cfg.short_side) if propagator in (
+        "feature", "flow+feature"
+    ) else build_propagator(propagator)
+    return backbone, _RoundModels(prop, features, cfg)
+
+
+def _run_round(
+    campaign: Campaign,
+    models: _RoundModels,
+    selector: Any,
+    rng: np.random.Generator,
+    per_round: int,
+    strategy: str,
+    r: int,
+) -> dict[str, Any]:
+    """Round ``r`` of ``strategy``: pick and annotate ``per_round`` frames, run the round, score it.
+
+    Returns:
+        The round's row of the report.
+    """
+    start = time.perf_counter()
+    selection = selector.select(campaign.pool, per_round, rng)
+    picked = campaign.annotate([int(i) for i in selection.indices])
+    select_s = time.perf_counter() - start
+    scorer = _Scorer(campaign)
+    result = run_round(campaign.videos, models.propagator, models.features, models.config, sink=scorer)
+    campaign.set_scores(result.scores)
+    summary = scorer.summary()
+    return {
+        "strategy": strategy,
+        "round": r,
+        "annotated": int(campaign.pool.labeled.sum()),
+        "JF": summary["JF"],
+        "J": summary["J"],
+        "F": summary["F"],
+        "JF_videos": summary["JF_videos"],
+        "seconds": time.perf_counter() - start,
+        "timings": {"select": select_s, **result.timings},
+        "proxy_JF": result.metrics.get("proxy_JF"),
+        "dense_sources": summary["dense_sources"],
+        "per_video": summary["per_video"],
+        "picks": [[name, i] for name, i in picked],
+        "reasons": list(selection.reasons),
+    }
+
+
+def _run_strategy(
+    campaign: Campaign,
+    models: _RoundModels,
+    strategy: str,
+    selector_params: Mapping[str, Any],
+    rounds: int,
+    per_round: int,
+    seed: int,
+    log: Callable[[str], None] | None,
+) -> list[dict[str, Any]]:
+    """Every round of one strategy from no labels; returns a report row per round."""
+    from curator_selectors import create_selector
+
+    campaign.reset()
+    selector = create_selector(strategy, **selector_params)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(1, rounds + 1):
+        row = _run_round(campaign, models, selector, rng, per_round, strategy, r)
+        rows.append(row)
+        if log is not None:
+            log(
+                f"{strategy} round {r}: {row['annotated']} annotated, J&F {row['JF']:.3f} "
+                f"({row['seconds']:.0f} s)"
+            )
+    return rows
+
+
 def run_loop_bench(
     davis: str | Path,
     rounds: int,
@@ -229,67 +328,22 @@ def run_loop_bench(
         ValueError: For no strategies, an unknown strategy, ``rounds`` or ``per_round`` below 1, or a
             folder without sequences.
     """
-    from curator.annotate.feature import PatchFeatures
-    from curator.embed import create_backbone
-    from curator_selectors import create_selector
-
-    if not strategies:
-        raise ValueError("give at least one strategy")
-    check_strategies(strategies)
-    if rounds < 1 or per_round < 1:
-        raise ValueError(f"rounds and per_round must be at least 1, got {rounds} and {per_round}")
+    _check_args(strategies, rounds, per_round)
     seqs = load_sequences(davis, sequences)
     cfg = config or RoundConfig(short_side=336)
     cfg = replace(cfg, proxy=replace(cfg.proxy, seed=seed))
-    backbone = create_backbone("dinov2_vits14", checkpoint=checkpoint, device="auto").backbone
-    features = PatchFeatures(backbone=backbone, short_side=cfg.short_side)
-    prop = build_propagator(propagator, backbone, short_side=cfg.short_side) if propagator in (
-        "feature", "flow+feature"
-    ) else build_propagator(propagator)
+    backbone, models = _load_models(checkpoint, propagator, cfg)
     cache = Path(cache_dir) if cache_dir else None
     campaign = Campaign(seqs, backbone, "dinov2_vits14", cache)
     params = {k: dict(v) for k, v in (selector_params or {}).items()}
     rows: list[dict[str, Any]] = []
     for strategy in strategies:
-        campaign.reset()
-        selector = create_selector(strategy, **params.get(strategy, {}))
-        rng = np.random.default_rng(seed)
-        for r in range(1, rounds + 1):
-            start = time.perf_counter()
-            selection = selector.select(campaign.pool, per_round, rng)
-            picked = campaign.annotate([int(i) for i in selection.indices])
-            select_s = time.perf_counter() - start
-            scorer = _Scorer(campaign)
-            result = run_round(campaign.videos, prop, features, cfg, sink=scorer)
-            campaign.set_scores(result.scores)
-            summary = scorer.summary()
-            row = {
-                "strategy": strategy,
-                "round": r,
-                "annotated": int(campaign.pool.labeled.sum()),
-                "JF": summary["JF"],
-                "J": summary["J"],
-                "F": summary["F"],
-                "JF_videos": summary["JF_videos"],
-                "seconds": time.perf_counter() - start,
-                "timings": {"select": select_s, **result.timings},
-                "proxy_JF": result.metrics.get("proxy_JF"),
-                "dense_sources": summary["dense_sources"],
-                "per_video": summary["per_video"],
-                "picks": [[name, i] for name, i in picked],
-                "reasons": list(selection.reasons),
-            }
-            rows.append(row)
-            if log is not None:
-                log(
-                    f"{strategy} round {r}: {row['annotated']} annotated, J&F {row['JF']:.3f} "
-                    f"({row['seconds']:.0f} s)"
-                )
+        rows.extend(_run_strategy(campaign, models, strategy, params.get(strategy, {}), rounds, per_round, seed, log))
         if cache is not None:
             campaign.save_patch_caches(cache)
-    summary_out: dict[str, list[list[float]]] = {}
+    summary: dict[str, list[list[float]]] = {}
     for row in rows:
-        summary_out.setdefault(row["strategy"], []).append([row["annotated"], row["JF"]])
+        summary.setdefault(row["strategy"], []).append([row["annotated"], row["JF"]])
     return {
         "benchmark": "loop",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -308,7 +362,7 @@ def run_loop_bench(
         },
         "machine": machine_info(),
         "rounds": rows,
-        "summary": summary_out,
+        "summary": summary,
     }
 
 

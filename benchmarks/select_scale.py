@@ -139,6 +139,56 @@ def _available(method: str) -> str | None:
     return None
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a child process: this one's, with the checkout and ``selectors/`` importable."""
+    checkout = Path(__file__).resolve().parents[1]  # the child runs ``-m benchmarks.select_scale``
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(checkout / "selectors"), str(checkout), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+def _run_child(
+    method: str, args: Sequence[str], out: Path, x: np.ndarray, env: dict[str, str], timeout_s: float
+) -> dict[str, Any]:
+    """Run ``method`` in a child process (``args``: the data settings) and score its picks on ``x``.
+
+    Returns:
+        The method's record: its measurements and picks' score, or ``error`` if it failed or timed out.
+    """
+    cmd = [sys.executable, "-m", "benchmarks.select_scale", method, *args, str(out)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return {"available": True, "error": f"timed out after {timeout_s:.0f} s"}
+    if proc.returncode != 0 or not out.exists():
+        return {"available": True, "error": proc.stderr.strip()[-2000:]}
+    record: dict[str, Any] = {"available": True, **json.loads(out.read_text())}
+    picks = np.load(out.with_suffix(".npy"))
+    record["picks"] = len(picks)
+    record["distinct_picks"] = len(np.unique(picks))
+    record["max_min_distance"] = max_min_distance(x, picks)
+    return record
+
+
+def _comparison(done: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Across the methods that finished: the fastest, the best covering, and curator's ratios to them."""
+    if not done:
+        return {}
+    fastest = min(done, key=lambda m: done[m]["seconds"])
+    best = min(done, key=lambda m: done[m]["max_min_distance"])
+    out: dict[str, Any] = {"fastest": fastest, "best_max_min_distance": best}
+    if "curator" in done:
+        ours = done["curator"]
+        peers = {m: r for m, r in done.items() if m != "curator"}
+        out["curator_vs_fastest_peer"] = (
+            ours["seconds"] / min(r["seconds"] for r in peers.values()) if peers else None
+        )
+        out["curator_vs_best_max_min_distance"] = ours["max_min_distance"] / done[best]["max_min_distance"]
+    return out
+
+
 def bench_select_scale(
     n: int,
     dim: int,
@@ -173,63 +223,21 @@ def bench_select_scale(
         raise ValueError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     x = make_clustered(n, dim, clusters, spread, seed)
     results: dict[str, dict[str, Any]] = {}
-    checkout = Path(__file__).resolve().parents[1]  # the child runs ``-m benchmarks.select_scale``
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(checkout / "selectors"), str(checkout), env.get("PYTHONPATH", "")) if p
-    )
+    env = _child_env()
+    args = [str(v) for v in (n, dim, budget, clusters, spread, seed)]
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
             missing = _available(method)
             if missing:
                 results[method] = {"available": False, "error": missing}
-                continue
-            out = Path(tmp) / f"{method}.json"
-            cmd = [
-                sys.executable,
-                "-m",
-                "benchmarks.select_scale",
-                method,
-                str(n),
-                str(dim),
-                str(budget),
-                str(clusters),
-                str(spread),
-                str(seed),
-                str(out),
-            ]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-            except subprocess.TimeoutExpired:
-                results[method] = {"available": True, "error": f"timed out after {timeout_s:.0f} s"}
-                continue
-            if proc.returncode != 0 or not out.exists():
-                results[method] = {"available": True, "error": proc.stderr.strip()[-2000:]}
-                continue
-            record: dict[str, Any] = {"available": True, **json.loads(out.read_text())}
-            picks = np.load(out.with_suffix(".npy"))
-            record["picks"] = len(picks)
-            record["distinct_picks"] = len(np.unique(picks))
-            record["max_min_distance"] = max_min_distance(x, picks)
-            results[method] = record
+            else:
+                results[method] = _run_child(method, args, Path(tmp) / f"{method}.json", x, env, timeout_s)
     done = {m: r for m, r in results.items() if "seconds" in r}
-    report: dict[str, Any] = {
+    return {
         "settings": {"n": n, "dim": dim, "budget": budget, "clusters": clusters, "spread": spread, "seed": seed},
         "methods": results,
+        **_comparison(done),
     }
-    if done:
-        fastest = min(done, key=lambda m: done[m]["seconds"])
-        best = min(done, key=lambda m: done[m]["max_min_distance"])
-        report["fastest"] = fastest
-        report["best_max_min_distance"] = best
-        if "curator" in done:
-            ours = done["curator"]
-            peers = {m: r for m, r in done.items() if m != "curator"}
-            report["curator_vs_fastest_peer"] = (
-                ours["seconds"] / min(r["seconds"] for r in peers.values()) if peers else None
-            )
-            report["curator_vs_best_max_min_distance"] = ours["max_min_distance"] / done[best]["max_min_distance"]
-    return report
 
 
 if __name__ == "__main__":

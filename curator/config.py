@@ -40,10 +40,19 @@ class Settings(BaseSettings):
         api_port: Port ``curator serve`` listens on.
         upload_max_bytes: Largest accepted video upload; bigger uploads get 413 and store nothing.
         upload_chunk_bytes: Uploads are streamed to disk in chunks of this many bytes.
+        json_max_bytes: Largest request body (JSON) accepted from a caller with a key; bigger bodies
+            get 413 before they are read. Callers without a key may send 64 KiB; video uploads have
+            ``upload_max_bytes``.
         path_roots: Server-side folders under which video paths may be registered (none = no paths).
         lease_seconds: How long a claimed labelling task stays leased to its annotator.
         claim_max: Most tasks one claim may lease.
         job_workers: Threads of the local job runner.
+        max_queued_jobs: Most jobs one project may have queued; more get 429 ``too_many_jobs``
+            (an identical queued job is returned instead of queuing another and is not refused).
+        runner_heartbeat_seconds: How often the job runner refreshes the heartbeat of its running
+            jobs and of its server lease.
+        runner_timeout_seconds: A job runner (and the server holding the database) whose heartbeat
+            is older than this is gone: its running jobs are marked ``interrupted`` at the next start.
         selector: Selector used when none is named (``curator select``, ``POST /selections``, rounds).
         selector_package: Dotted name of the package that registers the selectors.
         propagator: Propagator used when none is named; ``auto`` is ``flow+feature`` when the DINOv2
@@ -72,10 +81,14 @@ class Settings(BaseSettings):
     api_port: int = 8000
     upload_max_bytes: int = 2 * 1024**3
     upload_chunk_bytes: int = 1024**2
+    json_max_bytes: int = 32 * 1024**2
     path_roots: list[Path] = Field(default_factory=list)
     lease_seconds: float = 900.0
     claim_max: int = 100
     job_workers: int = 1
+    max_queued_jobs: int = 20
+    runner_heartbeat_seconds: float = 5.0
+    runner_timeout_seconds: float = 30.0
     selector: str = "curator"
     selector_package: str = "curator_selectors"
     propagator: str = "auto"

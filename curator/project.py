@@ -523,7 +523,7 @@ class Project:
         Returns:
             One result per video: ``video_id``, ``keyframes``, ``frames``, ``masks``, ``propagator``.
         """
-        from curator.jobs.handlers import propagate_video
+        from curator.labels.propagation import propagate_video
         from curator.store import repo
 
         with self.workspace.db.session() as session:

@@ -76,3 +76,26 @@ def dinov2_backbone() -> Iterator[object]:
 
     require(DINOV2_CHECKPOINT)
     yield create_backbone("dinov2_vits14", checkpoint=str(DINOV2_CHECKPOINT), device="cpu").backbone
+
+
+#: SAM 2 as the tests build it: random weights (no checkpoint can be had here) at a 256 px input on the
+#: CPU, with a small memory (2 mask memories, 2 object pointers) so a few frames already exercise the
+#: pruning of outputs the memory can no longer read.
+SAM2_TEST_SETTINGS: dict[str, object] = {
+    "random_weights": True,
+    "image_size": 256,
+    "device": "cpu",
+    "hydra_overrides": ("++model.num_maskmem=2", "++model.max_obj_ptrs_in_encoder=2"),
+}
+
+
+@pytest.fixture(scope="session")
+def sam2_predictor() -> object:
+    """One SAM 2 video predictor with :data:`SAM2_TEST_SETTINGS`, built once (a build costs seconds).
+
+    Share it by assigning it to a propagator's ``_predictor``; it holds no per-video state.
+    """
+    pytest.importorskip("sam2")
+    from curator.annotate import create_propagator
+
+    return create_propagator("sam2", **SAM2_TEST_SETTINGS).predictor  # type: ignore[attr-defined]

@@ -121,11 +121,18 @@ def test_external_predictions_change_the_next_selection(tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
         assert r.json()["frames"] == 8 and "entropy" in r.json()["names"]
         assert pick() == [target]
-        # plain scores work too, and the newest wins
-        r = client.post(f"/projects/{pid}/predictions", json={"frames": [{"frame_id": frames[0], "scores": {"entropy": 2.0}}]},
+        # plain scores work too, and the newest value wins (not the largest): a frame the model was
+        # sure about (entropy 0) gets a higher entropy than `target` and is picked, then a newer 0
+        # hands the pick back to `target`
+        other = next(f for f in frames if f != target)
+        r = client.post(f"/projects/{pid}/predictions", json={"frames": [{"frame_id": other, "scores": {"entropy": 2.0}}]},
                         headers=admin)
         assert r.status_code == 201
-        assert pick() == [frames[0]] or frames[0] in before
+        assert pick() == [other]
+        r = client.post(f"/projects/{pid}/predictions", json={"frames": [{"frame_id": other, "scores": {"entropy": 0.0}}]},
+                        headers=admin)
+        assert r.status_code == 201
+        assert pick() == [target]
         bad = client.post(f"/projects/{pid}/predictions", json={"frames": [{"frame_id": frames[0], "scores": {"nope": 1}}]},
                           headers=admin)
         assert bad.status_code == 422 and bad.json()["code"] == "unknown_score"

@@ -34,7 +34,7 @@ with TestClient(_APP) as _client:  # some state to run into: leased tasks, label
         _client.post(f"/tasks/{_task['id']}/submit", json={"masks": [{"object_id": 1, "rle": box_rle(24, 32)}]},
                      headers=auth(_KEY))
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
+schema = schemathesis.openapi.from_asgi("/openapi.json", _APP, headers=auth(_KEY))  # the document needs a key
 
 
 @pytest.fixture(scope="module", autouse=True)

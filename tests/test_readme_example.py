@@ -38,14 +38,14 @@ def test_readme_example_runs_and_exports_coco(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout.strip().splitlines()
-    export = Path(out[-1])
+    export = tmp_path / out[-1]  # printed relative to the example's working folder
     assert export.is_file() and export.suffix == ".json"
     assert (tmp_path / "curator-data" / "curator.db").is_file()
 
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
 
-    coco = COCO(str(tmp_path / export) if not export.is_absolute() else str(export))
+    coco = COCO(str(export))
     human = [a for a in coco.anns.values() if a["source"] == "human"]
     propagated = [a for a in coco.anns.values() if a["source"] == "propagated"]
     assert len(human) == 8  # one mask on each claimed task

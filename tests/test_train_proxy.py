@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -109,10 +108,23 @@ def test_make_sample_checks_the_grid() -> None:
 
     with pytest.raises(ValueError, match="rows for grid"):
         make_sample(np.zeros((5, 8), np.float32), (2, 3), np.zeros((28, 42, 3), np.uint8), ProxyConfig())
-    s = make_sample(np.zeros((6, 8), np.float32), (2, 3), np.zeros((28, 42, 3), np.uint8), ProxyConfig(),
-                    np.ones((28, 42), np.uint8))
-    assert s.image.shape == (8, 12, 3) and s.target is not None and s.target.shape == (8, 12)
-    assert cv2 is not None
+    feats = np.arange(48, dtype=np.float32).reshape(6, 8)
+    frame = np.zeros((28, 42, 3), np.uint8)
+    frame[:, 21:] = (255, 128, 0)  # right half coloured
+    labels = np.zeros((28, 42), np.uint8)
+    labels[:14] = 1  # top half labelled
+    s = make_sample(feats, (2, 3), frame, ProxyConfig(), labels, weight=0.5)
+    # features become the (rows, cols, D) grid, row-major; the frame and labels are resized to the
+    # output size (grid * upsample = 8 x 12): the image in [0, 1], the labels without blending
+    assert s.feats.shape == (2, 3, 8) and s.feats.dtype == np.float16
+    np.testing.assert_array_equal(s.feats[1, 2], feats[5])
+    assert s.image.shape == (8, 12, 3) and s.image.dtype == np.float32
+    np.testing.assert_allclose(s.image[:, :6], 0.0)
+    np.testing.assert_allclose(s.image[:, 6:], np.broadcast_to([1.0, 128 / 255, 0.0], (8, 6, 3)), atol=1e-6)
+    assert s.target is not None and s.target.shape == (8, 12)
+    np.testing.assert_array_equal(s.target, np.repeat([[1], [0]], 4, axis=0) * np.ones((1, 12), np.int64))
+    assert s.weight == 0.5
+    assert make_sample(feats, (2, 3), frame, ProxyConfig()).target is None
 
 
 def _tiny_samples(seed: int, n: int = 3, dim: int = 32) -> list:  # type: ignore[type-arg]
@@ -197,10 +209,10 @@ def test_novelty_bank_zero_gives_the_plain_softmax() -> None:
 def test_checkpoint_keeps_the_bank_and_old_checkpoints_load(tmp_path: Path) -> None:
     import torch
 
-    from curator.train.proxy import ProxyModel
+    from curator.train.proxy import ProxyConfig, ProxyModel
 
     train, new = _tiny_samples(0), _tiny_samples(1)
-    model = ProxyModel(32, 2)
+    model = ProxyModel(32, 2, ProxyConfig(steps=5, batch_size=3))  # a few steps: only the round trip matters
     model.fit(train)
     model.save(tmp_path / "m.pt")
     loaded = ProxyModel.load(tmp_path / "m.pt")

@@ -29,6 +29,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Upload larger than the configured limit",
         415: "Not a video",
         422: "Invalid body or parameters",
+        429: "The project has `max_queued_jobs` queued jobs already (`too_many_jobs`)",
+        507: "The server's disk is full; nothing was stored (`insufficient_storage`)",
     }
     return {s: {"model": ErrorPublic, "description": text.get(s, "Error")} for s in statuses}
 

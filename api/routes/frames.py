@@ -1,4 +1,5 @@
-"""Frames: the stored JPEG (or a thumbnail) with caching headers, and the masks on a frame."""
+"""Frames: the stored JPEG (or a thumbnail) with caching headers, the masks on a frame, and the
+frames most similar to it (from the project's embedding index)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from sqlalchemy.orm import Session
 from api.auth import Principal
 from api.deps import PrincipalDep, SessionDep, SettingsDep, WorkspaceDep
 from api.errors import ApiError, not_found
-from api.routes.common import AUTH_ERRORS, Id, project_for
+from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.routes.queue import frame_ref
-from api.schemas import FrameAnnotations, MaskPublic
+from api.schemas import FrameAnnotations, MaskPublic, SimilarPublic
+from curator.index import FrameNotEmbeddedError, UnknownFrameError, similar_frames
 from curator.store import repo
 from curator.store.models import Frame
 from curator.workspace import Workspace
@@ -92,3 +94,31 @@ def frame_annotations(frame_id: Id, session: SessionDep, principal: PrincipalDep
             for a in repo.frame_annotations(session, frame_id)
         ],
     )
+
+
+@router.get(
+    "/{frame_id}/similar", response_model=list[SimilarPublic], responses={**AUTH_ERRORS, **errors(409)}
+)
+def frame_similar(
+    frame_id: Id,
+    session: SessionDep,
+    principal: PrincipalDep,
+    workspace: WorkspaceDep,
+    k: int = Query(default=10, ge=1, le=100, description="How many similar frames (1 to 100)."),
+) -> list[SimilarPublic]:
+    """The ``k`` frames of the project whose embeddings are most similar to this frame's (cosine,
+    most similar first, the frame itself excluded), searched in the project's FAISS index under the
+    backbone selections use. 409 ``not_embedded`` while the frame has no embedding yet."""
+    frame = _frame_for(session, principal, frame_id)
+    try:
+        found = similar_frames(workspace, frame.video.project_id, frame_id, k)
+    except UnknownFrameError as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    except FrameNotEmbeddedError as exc:
+        raise ApiError(409, "not_embedded", str(exc)) from exc
+    out: list[SimilarPublic] = []
+    for other_id, similarity in found:
+        other = session.get(Frame, other_id)
+        if other is not None:  # the index may briefly hold a frame deleted since
+            out.append(SimilarPublic(frame=frame_ref(other), similarity=similarity))
+    return out

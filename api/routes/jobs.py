@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import Principal
@@ -13,6 +12,7 @@ from api.jobs import job_public
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import JobPublic
 from curator.jobs import get_job, request_cancel, retry_job
+from curator.jobs.store import project_jobs
 from curator.store.service_models import Job
 
 router = APIRouter(tags=["jobs"])
@@ -67,7 +67,4 @@ def list_jobs(
 ) -> list[JobPublic]:
     """The project's jobs, newest first."""
     project_for(session, principal, project_id, "viewer")
-    stmt = select(Job).where(Job.project_id == project_id)
-    if state:
-        stmt = stmt.where(Job.state == state)
-    return [job_public(j) for j in session.scalars(stmt.order_by(Job.id.desc()).limit(limit))]
+    return [job_public(j) for j in project_jobs(session, project_id, limit, state)]

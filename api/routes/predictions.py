@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter
-from sqlalchemy import select
 
 from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError
 from api.routes.common import Id, errors, project_for
 from api.schemas_train import PredictionsCreate, PredictionsPublic
-from curator.store.models import Frame, Video
+from curator.store import repo
 from curator.train.scores import SCORE_DIRECTIONS, frame_scores
 from curator.train.store import put_scores
 
@@ -29,12 +28,7 @@ def post_predictions(
     model. They are the newest scores, so the next selection or round's selection uses them."""
     project_for(session, principal, project_id, "admin")
     ids = sorted({f.frame_id for f in body.frames})
-    known = set(
-        session.scalars(
-            select(Frame.id).join(Video, Video.id == Frame.video_id).where(Video.project_id == project_id, Frame.id.in_(ids))
-        ).all()
-    )
-    missing = [i for i in ids if i not in known]
+    missing = repo.frames_not_in_project(session, project_id, ids)
     if missing:
         raise ApiError(422, "unknown_frames", f"frames {missing[:10]} are not frames of project {project_id}")
     scores: dict[int, dict[str, float]] = {}

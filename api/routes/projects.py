@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import PrincipalDep, RunnerDep, SessionDep, WorkspaceDep, require
@@ -11,9 +10,9 @@ from api.errors import ApiError
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import ProjectCreate, ProjectPublic
 from curator.jobs import request_cancel
+from curator.jobs.store import active_job_ids
 from curator.store import repo
 from curator.store.models import Project
-from curator.store.service_models import Job
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -69,8 +68,7 @@ def delete_project(
             f"deleting project {project.name!r} removes its videos, frames, labels and files; "
             f"repeat its name as ?confirm={project.name}",
         )
-    active = select(Job.id).where(Job.project_id == project_id, Job.state.in_(("queued", "running")))
-    for job_id in list(session.scalars(active)):
+    for job_id in active_job_ids(session, project_id):
         request_cancel(session, job_id)
         runner.cancel(job_id)
     repo.delete_project(session, project_id)

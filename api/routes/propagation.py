@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import PrincipalDep, RunnerDep, SessionDep
+from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.jobs import job_public, start_job
 from api.routes.common import Id, errors, project_for
@@ -15,7 +15,8 @@ router = APIRouter(tags=["propagation"])
 
 
 @router.post(
-    "/projects/{project_id}/propagate", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 422)
+    "/projects/{project_id}/propagate", status_code=202, response_model=JobPublic,
+    responses=errors(401, 403, 404, 422, 429, 507),
 )
 def propagate(
     project_id: Id,
@@ -23,11 +24,13 @@ def propagate(
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     runner: RunnerDep,
 ) -> JobPublic:
-    """Start a propagation job; results are stored as ``propagated`` masks with confidences and
-    appear as the pre-annotation of those frames' tasks."""
-    project_for(session, principal, project_id, "annotator")
+    """Start a propagation job (admin); results are stored as ``propagated`` masks with confidences
+    and appear as the pre-annotation of those frames' tasks. The same propagation already queued is
+    returned instead of queuing it twice."""
+    project_for(session, principal, project_id, "admin")
     video = session.get(Video, body.video_id)
     if video is None or video.project_id != project_id:
         raise not_found("video", body.video_id)
@@ -38,6 +41,8 @@ def propagate(
         if body.propagator not in names:
             raise ApiError(422, "unknown_propagator", f"unknown propagator {body.propagator!r}; valid: {', '.join(names)}")
     params = {"video_id": body.video_id, "propagator": body.propagator, "scope": body.scope}
-    job = start_job(session, runner, "propagate", project_id, params, principal.key_id)
+    job = start_job(
+        session, runner, "propagate", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs
+    )
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)

@@ -24,6 +24,7 @@ from api.schemas import (
     TaskPublic,
 )
 from curator.jobs import find_active_job
+from curator.jobs.admission import check_capacity
 from curator.labels.masks import check_masks, png_masks
 from curator.store import repo
 from curator.store.models import Frame
@@ -132,18 +133,23 @@ def _lease_problem(session: Session, task_id: Id, owner: int) -> ApiError:
     return ApiError(409, "lease_not_held", f"you hold no lease on task {task_id}; claim it first")
 
 
-@router.post("/tasks/{task_id}/submit", response_model=SubmitPublic, responses=errors(401, 403, 404, 409, 422))
+@router.post(
+    "/tasks/{task_id}/submit", response_model=SubmitPublic, responses=errors(401, 403, 404, 409, 422, 429, 507)
+)
 def submit(
     task_id: Id,
     body: SubmitRequest,
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     runner: RunnerDep,
     write_lock: WriteLockDep,
 ) -> SubmitPublic:
     """Submit the masks of a leased task (COCO RLE, or one indexed PNG). The masks must have the
     frame's size and distinct object ids 1..255; they are stored as ``human``. With ``propagate``,
-    a propagation job over the frame's video is queued (or the one already queued is returned)."""
+    a propagation job over the frame's video is queued (or the one already queued is returned);
+    when that needs a new job and the project has ``max_queued_jobs`` queued, the submission is
+    refused whole with 429 and nothing is stored."""
     task, frame = _task_for(session, principal, task_id, "annotator")
     if body.label_png is not None and body.masks:
         raise ApiError(422, "invalid_mask", "send either masks or label_png, not both")
@@ -152,6 +158,9 @@ def submit(
     else:
         masks = check_masks([(m.object_id, m.rle.model_dump()) for m in body.masks], frame.height, frame.width)
     frame_id, video_id, project_id = frame.id, frame.video_id, task.project_id
+    wants_job = body.propagate and bool(masks)
+    if wants_job and find_active_job(session, "propagate", project_id, video_id=video_id) is None:
+        check_capacity(session, project_id, settings.max_queued_jobs)
     # the write is one short transaction: the conditional UPDATE takes the write lock first
     with write_lock:
         if not repo.finish_task(session, task_id, principal.key_id, time.time()):
@@ -160,10 +169,11 @@ def submit(
         repo.store_human_masks(session, frame_id, masks)
         session.commit()
     job = None
-    if body.propagate and masks:
+    if wants_job:  # any propagation of the video still queued covers these masks: it reads them when it runs
         job = find_active_job(session, "propagate", project_id, video_id=video_id)
-        if job is None:
-            job = start_job(session, runner, "propagate", project_id, {"video_id": video_id}, principal.key_id)
+        if job is None:  # the masks are stored: no limit now (it was checked above)
+            params = {"video_id": video_id, "propagator": None, "scope": "video"}
+            job = start_job(session, runner, "propagate", project_id, params, principal.key_id)
     return SubmitPublic(
         task_id=task_id, frame_id=frame_id, masks=len(masks), propagate_job=job_public(job) if job else None
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import PrincipalDep, RunnerDep, SessionDep
+from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.jobs import job_public, start_job
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
@@ -16,7 +16,8 @@ router = APIRouter(tags=["rounds"])
 
 
 @router.post(
-    "/projects/{project_id}/rounds", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 422)
+    "/projects/{project_id}/rounds", status_code=202, response_model=JobPublic,
+    responses=errors(401, 403, 404, 422, 429, 507),
 )
 def create_round(
     project_id: Id,
@@ -24,6 +25,7 @@ def create_round(
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     runner: RunnerDep,
 ) -> JobPublic:
     """Start a round job: propagate from every human label, train the proxy, evaluate it on held-out
@@ -39,7 +41,7 @@ def create_round(
         names = ", ".join(propagator_names())
         raise ApiError(422, "unknown_propagator", f"unknown propagator {body.propagator!r}; valid: {names}")
     params = body.model_dump()
-    job = start_job(session, runner, "round", project_id, params, principal.key_id)
+    job = start_job(session, runner, "round", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)
 

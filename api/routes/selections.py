@@ -15,7 +15,8 @@ router = APIRouter(tags=["selections"])
 
 
 @router.post(
-    "/projects/{project_id}/selections", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 422)
+    "/projects/{project_id}/selections", status_code=202, response_model=JobPublic,
+    responses=errors(401, 403, 404, 422, 429, 507),
 )
 def create_selection(
     project_id: Id,
@@ -39,7 +40,7 @@ def create_selection(
         "strategy": strategy, "budget": body.budget, "params": body.params,
         "seed": settings.seed if body.seed is None else body.seed, "backbone": body.backbone,
     }
-    job = start_job(session, runner, "select", project_id, params, principal.key_id)
+    job = start_job(session, runner, "select", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)
 
@@ -68,7 +69,10 @@ def read_selection(selection_id: Id, session: SessionDep, principal: PrincipalDe
     )
 
 
-@router.post("/projects/{project_id}/embed", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 422))
+@router.post(
+    "/projects/{project_id}/embed", status_code=202, response_model=JobPublic,
+    responses=errors(401, 403, 404, 422, 429, 507),
+)
 def embed(
     project_id: Id,
     body: EmbedRequest,
@@ -85,6 +89,9 @@ def embed(
     backbone = body.backbone or settings.backbone
     if backbone != "auto" and backbone not in list_backbones():
         raise ApiError(422, "unknown_backbone", f"unknown backbone {backbone!r}; valid: auto, {', '.join(list_backbones())}")
-    job = start_job(session, runner, "embed", project_id, {"backbone": backbone}, principal.key_id)
+    job = start_job(
+        session, runner, "embed", project_id, {"backbone": backbone}, principal.key_id,
+        max_queued=settings.max_queued_jobs,
+    )
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)

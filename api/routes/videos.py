@@ -15,6 +15,7 @@ from api.jobs import job_public, start_job
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import JobPublic, PathRegister, VideoPublic
 from api.uploads import check_video, display_name, receive_upload
+from curator.jobs.admission import check_capacity
 from curator.store import repo
 
 router = APIRouter(prefix="/projects/{project_id}/videos", tags=["videos"])
@@ -40,7 +41,7 @@ UPLOAD_BODY = {
     status_code=202,
     response_model=JobPublic,
     openapi_extra=UPLOAD_BODY,
-    responses=errors(400, 401, 403, 404, 413, 415, 422),
+    responses=errors(400, 401, 403, 404, 413, 415, 422, 429, 507),
 )
 async def upload_video(
     project_id: Id,
@@ -55,25 +56,33 @@ async def upload_video(
     """Upload a video (multipart ``file``); it is streamed to disk, checked by decoding, then ingested.
 
     The answer is 202 with the ingest job; poll ``GET /jobs/{id}``. A file that is empty, larger
-    than ``upload_max_bytes`` or not a decodable video is refused with 4xx and nothing is stored.
+    than ``upload_max_bytes`` or not a decodable video is refused with 4xx and nothing is stored;
+    so is any upload while the project has ``max_queued_jobs`` queued jobs (429, checked before the
+    body is read), or when the disk fills up (507).
     """
     await run_in_threadpool(project_for, session, principal, project_id, "admin")
+    await run_in_threadpool(check_capacity, session, project_id, settings.max_queued_jobs)
     relative = f"projects/{project_id}/uploads/{uuid.uuid4().hex}.upload"
     dest = workspace.blobs.path(relative)
     dest.parent.mkdir(parents=True, exist_ok=True)
     name, size = await receive_upload(request, dest, settings.upload_max_bytes)
+    params = {"path": relative, "upload": True, "filename": name, "size_bytes": size, "backbone": settings.backbone}
     try:
         await run_in_threadpool(check_video, dest, name)
-    except ApiError:
+        job = await run_in_threadpool(
+            start_job, session, runner, "ingest", project_id, params, principal.key_id,
+            max_queued=settings.max_queued_jobs,
+        )
+    except BaseException:
         dest.unlink(missing_ok=True)
         raise
-    params = {"path": relative, "upload": True, "filename": name, "size_bytes": size, "backbone": settings.backbone}
-    job = await run_in_threadpool(start_job, session, runner, "ingest", project_id, params, principal.key_id)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)
 
 
-@router.post("/register", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 415, 422))
+@router.post(
+    "/register", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 415, 422, 429, 507)
+)
 def register_video(
     project_id: Id,
     body: PathRegister,
@@ -98,7 +107,7 @@ def register_video(
     name = display_name(real.name)
     check_video(real, name)
     params = {"path": str(real), "upload": False, "filename": name, "backbone": settings.backbone}
-    job = start_job(session, runner, "ingest", project_id, params, principal.key_id)
+    job = start_job(session, runner, "ingest", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)
 

@@ -21,12 +21,25 @@ def serve(
     home: HomeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the REST service (one process: it owns the job runner of its database)."""
+    """Run the REST service (one process: it owns the job runner of its database).
+
+    A second server on a database that a live server holds exits at once with code 2.
+    """
     import os
 
     import uvicorn
 
+    from curator.jobs.owner import DatabaseInUse, server_lease_holder
+    from curator.workspace import Workspace
+
     settings = make_settings(home, config, api_host=host, api_port=port)
+    workspace = Workspace(settings)
+    try:
+        holder = server_lease_holder(workspace)
+    finally:
+        workspace.close()
+    if holder is not None:
+        raise fail(str(DatabaseInUse(*holder)))
     # The factory builds its settings from the environment; hand it the options given here, which
     # take precedence there as they do in `make_settings` (explicit value > CURATOR_* > YAML file).
     given = {"CURATOR_CONFIG": config, "CURATOR_HOME": home, "CURATOR_API_HOST": host, "CURATOR_API_PORT": port}

@@ -81,6 +81,7 @@ class FaissIndex:
         self.ivf_threshold = ivf_threshold
         self.nprobe = nprobe
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._sorted_ids: np.ndarray | None = None  # cache for contains(); reset on every change
 
     # capabilities are properties, not guesses
     @property
@@ -119,8 +120,14 @@ class FaissIndex:
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         """Boolean mask: which ``ids`` are stored."""
-        stored = self.ids()
-        return np.isin(np.asarray(ids, dtype=np.int64), stored)
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._sorted_ids is None:
+            self._sorted_ids = np.sort(self.ids())
+        stored = self._sorted_ids
+        if len(stored) == 0:
+            return np.zeros(ids.shape, dtype=bool)
+        pos = np.clip(np.searchsorted(stored, ids), 0, len(stored) - 1)
+        return np.asarray(stored[pos] == ids)
 
     def ids(self) -> np.ndarray:
         """All stored ids (int64)."""
@@ -146,6 +153,7 @@ class FaissIndex:
         if present.any():
             self.remove(ids[present])
         self._index.add_with_ids(vectors, ids)
+        self._sorted_ids = None
         if not self.is_ivf and self.ntotal >= self.ivf_threshold:
             self._rebuild_ivf()
 
@@ -155,6 +163,7 @@ class FaissIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         # the IVF hash-table direct map only accepts an explicit id array
         selector = faiss.IDSelectorArray(ids) if self.is_ivf else faiss.IDSelectorBatch(ids)
+        self._sorted_ids = None
         return int(self._index.remove_ids(selector))
 
     def get(self, ids: np.ndarray) -> np.ndarray:
@@ -266,11 +275,13 @@ class FaissIndex:
             index._index = make_ivf(ids, vectors, nprobe)
         else:
             index._index.add_with_ids(vectors, ids)
+        index._sorted_ids = None
         return index
 
     def _rebuild_ivf(self) -> None:
         ids = self.ids()
         self._index = make_ivf(ids, self.get(ids), self.nprobe)
+        self._sorted_ids = None
 
     def save(self, path: str | Path) -> None:
         """Write the index to ``path`` atomically (temp file then rename)."""
@@ -305,4 +316,5 @@ class FaissIndex:
         if isinstance(raw, faiss.IndexIVF):
             raw.set_direct_map_type(faiss.DirectMap.Hashtable)
         index._index = raw
+        index._sorted_ids = None
         return index

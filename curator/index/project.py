@@ -2,7 +2,7 @@
 
 The database is the source of truth; the index file is a cache of it that can always be rebuilt.
 Readers (:func:`load_project_index`) keep the last few loaded files in memory, keyed by the file's
-modification time and size, so repeated look-ups do not re-read a large index.
+inode, modification time and size, so repeated look-ups do not re-read a large index.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from curator.workspace import Workspace
 
 #: Loaded index files kept in memory by :func:`load_project_index`.
 CACHE_SIZE = 2
-_cache: OrderedDict[Path, tuple[tuple[int, int], FaissIndex]] = OrderedDict()
+_cache: OrderedDict[Path, tuple[tuple[int, int, int], FaissIndex]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -57,12 +57,13 @@ def sync_project_index(workspace: Workspace, project_id: int, backbone: str) -> 
     return index
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What identifies one written version of the file (saves replace it, so the inode changes too)."""
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _remember(path: Path, index: FaissIndex) -> None:

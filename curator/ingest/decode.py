@@ -16,6 +16,38 @@ class VideoDecodeError(ValueError):
     """The file is not a video PyAV can decode, or it is corrupt or truncated."""
 
 
+#: FFmpeg demuxers that read single still images (besides every ``*_pipe`` one: png_pipe, jpeg_pipe, ...).
+IMAGE_DEMUXERS = frozenset({"image2", "image2pipe"})
+#: Codecs of still images; a stream of one of these is a video only with more than one frame
+#: (an animated GIF or APNG, or motion JPEG).
+IMAGE_CODECS = frozenset({
+    "png", "apng", "gif", "mjpeg", "jpeg2000", "jpegls", "bmp", "webp", "tiff", "qoi", "jpegxl", "pam", "pbm",
+    "pgm", "ppm", "pcx", "sgi", "targa", "dpx", "exr", "hdr", "psd", "xbm", "xwd", "sunrast", "photocd",
+})  # fmt: skip
+
+
+def _image_format(container: Any) -> str | None:
+    """The demuxer name when ``container`` was opened by a still-image demuxer, else ``None``."""
+    names = str(container.format.name).split(",")
+    for name in names:
+        if name in IMAGE_DEMUXERS or name.endswith("_pipe"):
+            return name
+    return None
+
+
+def _has_second_frame(container: Any, stream: Any) -> bool:
+    """Whether ``stream`` has at least two packets (demuxed, not decoded; consumes the container)."""
+    packets = 0
+    try:
+        for packet in container.demux(stream):
+            packets += 1 if packet.size else 0
+            if packets >= 2:
+                return True
+    except av.FFmpegError:
+        pass
+    return False
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the container says about its first video stream.
@@ -74,6 +106,10 @@ def _open(path: str | Path) -> Any:
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(f"{path}: the container has no video stream")
+    image = _image_format(container)
+    if image is not None:
+        container.close()
+        raise VideoDecodeError(f"{path}: this is an image ({image}), not a video")
     return container
 
 
@@ -81,11 +117,15 @@ def probe(path: str | Path) -> VideoInfo:
     """Read stream metadata without decoding.
 
     Raises:
-        VideoDecodeError: If the file is missing, empty, not a container, or has no video stream.
+        VideoDecodeError: If the file is missing, empty, not a container, has no video stream, or is a
+            still image (an image format, or a single frame of an image codec such as a one-frame GIF).
     """
     container = _open(path)
     try:
         stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        if codec in IMAGE_CODECS and int(stream.frames or 0) < 2 and not _has_second_frame(container, stream):
+            raise VideoDecodeError(f"{path}: this is an image (one {codec} frame), not a video")
         rate = stream.average_rate or stream.guessed_rate or Fraction(0)
         duration = 0.0
         if stream.duration is not None and stream.time_base is not None:
@@ -93,7 +133,7 @@ def probe(path: str | Path) -> VideoInfo:
         elif container.duration is not None:
             duration = container.duration / av.time_base
         return VideoInfo(
-            codec=stream.codec_context.name,
+            codec=codec,
             fps=float(rate),
             width=int(stream.codec_context.width),
             height=int(stream.codec_context.height),

@@ -20,11 +20,12 @@ import cv2
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from curator.config import Settings
 from curator.embed.base import Backbone
 from curator.embed.runner import Prefetcher, embed_stream
-from curator.ingest.decode import VideoDecodeError, file_sha256, iter_frames, probe
+from curator.ingest.decode import VideoDecodeError, VideoInfo, file_sha256, iter_frames, probe
 from curator.ingest.sample import FrameSampler
 from curator.ingest.shots import ShotDetector, ShotSpan
 from curator.progress import CancelCheck, ProgressCallback, check_cancel, no_progress
@@ -104,6 +105,88 @@ def _already_ingested(workspace: Workspace, project_id: int, content_hash: str) 
         return IngestResult(video.id, created=False, frames=int(count))
 
 
+class _FrameStager:
+    """Writes sampled frames to the staging folder as JPEGs and records a row for each.
+
+    Its :meth:`stage` runs in the producer thread: decoding, shot detection, resizing and JPEG
+    encoding all happen there (they release the GIL), leaving the consumer thread to the model.
+
+    Args:
+        path: The video file (named in errors).
+        staging: Folder the JPEGs go to.
+        jpeg_quality: OpenCV JPEG quality.
+        total: Frame count for progress (``None`` when unknown).
+        progress: Called with ``("ingest", done_frames, total)`` after each stored frame.
+        cancel: Checked before each frame.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        staging: Path,
+        jpeg_quality: int,
+        total: int | None,
+        progress: ProgressCallback,
+        cancel: CancelCheck | None,
+    ) -> None:
+        self.path = path
+        self.staging = staging
+        self.params = [int(cv2.IMWRITE_JPEG_QUALITY), jpeg_quality]
+        self.total = total
+        self.progress = progress
+        self.cancel = cancel
+        self.rows: list[dict[str, Any]] = []
+
+    def stage(self, items: Iterator[_Sampled]) -> Iterator[tuple[int, np.ndarray]]:
+        """Store each sampled frame; yields ``(row position, rgb)`` for the embedder."""
+        for item in items:
+            check_cancel(self.cancel)
+            self.rows.append(self._write(item))
+            self.progress("ingest", item.index + 1, self.total)
+            yield len(self.rows) - 1, item.rgb
+
+    def _write(self, item: _Sampled) -> dict[str, Any]:
+        name = f"{item.index:07d}.jpg"
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(item.rgb, cv2.COLOR_RGB2BGR), self.params)
+        if not ok:
+            raise VideoDecodeError(f"{self.path}: could not encode frame {item.index} as JPEG")
+        (self.staging / name).write_bytes(buf.tobytes())
+        return {
+            "frame_index": item.index,
+            "timestamp": item.timestamp,
+            "width": item.rgb.shape[1],
+            "height": item.rgb.shape[0],
+            "content_hash": hashlib.blake2b(item.rgb.tobytes(), digest_size=16).hexdigest(),
+            "name": name,
+        }
+
+
+def _drain(frames: Iterator[tuple[int, np.ndarray]], backbone: Backbone | None, batch_size: int) -> list[np.ndarray]:
+    """Run ``frames`` to the end: through the model when there is one, else through a prefetch thread.
+
+    Returns:
+        The embedding batches in order (empty without a backbone).
+    """
+    vectors: list[np.ndarray] = []
+    if backbone is not None:
+        for _keys, batch_vectors in embed_stream(backbone, frames, batch_size):
+            vectors.append(batch_vectors)
+    else:
+        for _ in Prefetcher(frames, maxsize=batch_size * 2):
+            pass
+    return vectors
+
+
+def _check_complete(path: Path, info: VideoInfo, rows: list[dict[str, Any]], stats: _DecodeStats) -> None:
+    """Raise :class:`VideoDecodeError` unless frames were stored and (nearly) all of the file decoded."""
+    if not rows:
+        raise VideoDecodeError(f"{path}: no frames could be decoded")
+    if info.frame_count and stats.decoded < 0.95 * info.frame_count:
+        raise VideoDecodeError(
+            f"{path}: truncated or corrupt, decoded {stats.decoded} of {info.frame_count} frames"
+        )
+
+
 def ingest_video(
     workspace: Workspace,
     project_id: int,
@@ -147,47 +230,11 @@ def ingest_video(
     detector = ShotDetector(info.fps, settings.shot_threshold, settings.shot_min_len)
     stats = _DecodeStats()
     staging = workspace.blobs.staging_dir("ingest-")
-    params = [int(cv2.IMWRITE_JPEG_QUALITY), settings.jpeg_quality]
-    rows: list[dict[str, Any]] = []
-    vectors: list[np.ndarray] = []
-    total = info.frame_count or None
-
-    def stored_frames() -> Iterator[tuple[int, np.ndarray]]:
-        # runs in the producer thread: decoding, shot detection, resizing and JPEG encoding all
-        # happen here (they release the GIL), leaving the consumer thread to the model
-        for item in _produce(path, sampler, detector, size, stats):
-            check_cancel(cancel)
-            name = f"{item.index:07d}.jpg"
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(item.rgb, cv2.COLOR_RGB2BGR), params)
-            if not ok:
-                raise VideoDecodeError(f"{path}: could not encode frame {item.index} as JPEG")
-            (staging / name).write_bytes(buf.tobytes())
-            rows.append(
-                {
-                    "frame_index": item.index,
-                    "timestamp": item.timestamp,
-                    "width": item.rgb.shape[1],
-                    "height": item.rgb.shape[0],
-                    "content_hash": hashlib.blake2b(item.rgb.tobytes(), digest_size=16).hexdigest(),
-                    "name": name,
-                }
-            )
-            progress("ingest", item.index + 1, total)
-            yield len(rows) - 1, item.rgb
-
+    stager = _FrameStager(path, staging, settings.jpeg_quality, info.frame_count or None, progress, cancel)
     try:
-        if backbone is not None:
-            for _keys, batch_vectors in embed_stream(backbone, stored_frames(), settings.embed_batch_size):
-                vectors.append(batch_vectors)
-        else:
-            for _ in Prefetcher(stored_frames(), maxsize=settings.embed_batch_size * 2):
-                pass
-        if not rows:
-            raise VideoDecodeError(f"{path}: no frames could be decoded")
-        if info.frame_count and stats.decoded < 0.95 * info.frame_count:
-            raise VideoDecodeError(
-                f"{path}: truncated or corrupt, decoded {stats.decoded} of {info.frame_count} frames"
-            )
+        frames = stager.stage(_produce(path, sampler, detector, size, stats))
+        vectors = _drain(frames, backbone, settings.embed_batch_size)
+        _check_complete(path, info, stager.rows, stats)
         progress("ingest", stats.decoded, stats.decoded)
         result = _commit(
             workspace,
@@ -198,7 +245,7 @@ def ingest_video(
             content_hash,
             settings,
             stats,
-            rows,
+            stager.rows,
             np.concatenate(vectors) if vectors else None,
             backbone,
             staging,
@@ -219,12 +266,83 @@ def ingest_video(
     return result
 
 
+def _video_row(
+    project_id: int,
+    path: Path,
+    filename: str | None,
+    info: VideoInfo,
+    content_hash: str,
+    settings: Settings,
+    decoded: int,
+    fps: float,
+) -> Video:
+    """The new video's row (not yet added to a session)."""
+    return Video(
+        project_id=project_id,
+        filename=filename or path.name,
+        source_path=str(path.resolve()),
+        content_hash=content_hash,
+        size_bytes=path.stat().st_size,
+        codec=info.codec,
+        fps=fps,
+        width=info.width,
+        height=info.height,
+        duration=info.duration or decoded / fps,
+        decoded_frames=decoded,
+        sample_fps=settings.sample_fps,
+        sample_stride=settings.sample_stride,
+    )
+
+
+def _add_shots(session: Session, video_id: int, spans: list[ShotSpan], fps: float) -> list[Shot]:
+    """Add and flush the video's shots, in order (so their ids are set)."""
+    shots = [
+        Shot(
+            video_id=video_id,
+            index=i,
+            start_frame=span.start,
+            end_frame=span.end,
+            start_time=span.start / fps,
+            end_time=span.end / fps,
+        )
+        for i, span in enumerate(spans)
+    ]
+    session.add_all(shots)
+    session.flush()
+    return shots
+
+
+def _add_frames(
+    session: Session, video_id: int, shots: list[Shot], rows: list[dict[str, Any]], final_dir: str
+) -> list[Frame]:
+    """Add and flush a frame row per staged frame, each in the shot that contains it."""
+    starts = np.array([s.start_frame for s in shots])
+    frames = []
+    for row in rows:
+        shot = shots[int(np.searchsorted(starts, row["frame_index"], side="right")) - 1]
+        frames.append(
+            Frame(
+                video_id=video_id,
+                shot_id=shot.id,
+                frame_index=row["frame_index"],
+                timestamp=row["timestamp"],
+                width=row["width"],
+                height=row["height"],
+                content_hash=row["content_hash"],
+                blob_path=f"{final_dir}/{row['name']}",
+            )
+        )
+    session.add_all(frames)
+    session.flush()
+    return frames
+
+
 def _commit(
     workspace: Workspace,
     project_id: int,
     path: Path,
     filename: str | None,
-    info: Any,
+    info: VideoInfo,
     content_hash: str,
     settings: Settings,
     stats: _DecodeStats,
@@ -233,59 +351,21 @@ def _commit(
     backbone: Backbone | None,
     staging: Path,
 ) -> IngestResult:
+    """Store the video, its shots, frames and embeddings in one transaction and move the JPEGs in.
+
+    The frames folder is moved into place before the transaction commits; if anything fails, it is
+    removed again, so the blobs never outlive their rows.
+    """
     fps = info.fps or 25.0
     final_dir: str | None = None
     try:
         with workspace.db.session() as session:
-            video = Video(
-                project_id=project_id,
-                filename=filename or path.name,
-                source_path=str(path.resolve()),
-                content_hash=content_hash,
-                size_bytes=path.stat().st_size,
-                codec=info.codec,
-                fps=fps,
-                width=info.width,
-                height=info.height,
-                duration=info.duration or stats.decoded / fps,
-                decoded_frames=stats.decoded,
-                sample_fps=settings.sample_fps,
-                sample_stride=settings.sample_stride,
-            )
+            video = _video_row(project_id, path, filename, info, content_hash, settings, stats.decoded, fps)
             session.add(video)
             session.flush()
             final_dir = f"projects/{project_id}/videos/{video.id}/frames"
-            shots = [
-                Shot(
-                    video_id=video.id,
-                    index=i,
-                    start_frame=span.start,
-                    end_frame=span.end,
-                    start_time=span.start / fps,
-                    end_time=span.end / fps,
-                )
-                for i, span in enumerate(stats.shots)
-            ]
-            session.add_all(shots)
-            session.flush()
-            starts = np.array([s.start_frame for s in shots])
-            frames = []
-            for row in rows:
-                shot = shots[int(np.searchsorted(starts, row["frame_index"], side="right")) - 1]
-                frames.append(
-                    Frame(
-                        video_id=video.id,
-                        shot_id=shot.id,
-                        frame_index=row["frame_index"],
-                        timestamp=row["timestamp"],
-                        width=row["width"],
-                        height=row["height"],
-                        content_hash=row["content_hash"],
-                        blob_path=f"{final_dir}/{row['name']}",
-                    )
-                )
-            session.add_all(frames)
-            session.flush()
+            shots = _add_shots(session, video.id, stats.shots, fps)
+            frames = _add_frames(session, video.id, shots, rows, final_dir)
             if vectors is not None and backbone is not None:
                 repo.put_embeddings(session, np.array([f.id for f in frames]), vectors, backbone.name)
             workspace.blobs.commit_dir(staging, final_dir)

@@ -7,16 +7,12 @@ Each handler takes a :class:`~curator.jobs.base.JobContext`, turns expected fail
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sqlalchemy import delete, select
-
 from curator.jobs.base import JobContext, JobFailed, JobHandler
-from curator.store.blobs import read_rgb
-from curator.store.models import Annotation, Frame, Video
+from curator.labels.propagation import propagate_video
 from curator.workspace import Workspace
 
 #: Builds a backbone by name (``auto`` allowed); the API passes a cached factory.
@@ -101,14 +97,24 @@ def ingest_handler(backbones: BackboneFactory) -> JobHandler:
 
 
 def embed_handler(backbones: BackboneFactory) -> JobHandler:
-    """Handler of ``embed`` jobs: embeds the project's frames lacking an embedding. Params: ``backbone``."""
+    """Handler of ``embed`` jobs: embeds the project's frames lacking an embedding. Params: ``backbone``.
+
+    A project without frames fails with ``no_frames``.
+    """
 
     def run(ctx: JobContext) -> dict[str, Any]:
         from curator.embed.project import embed_project
         from curator.index.project import sync_project_index
+        from curator.store import repo
 
         if ctx.project_id is None:
             raise JobFailed("invalid_job", "an embed job needs a project")
+        with ctx.workspace.db.session() as session:
+            counts = repo.project_counts(session, [ctx.project_id])
+        if not counts or counts[0][2] == 0:
+            raise JobFailed(
+                "no_frames", f"project {ctx.project_id} has no frames to embed; upload or register a video first"
+            )
         model = backbones(ctx.params.get("backbone") or ctx.workspace.settings.backbone)
         done = embed_project(
             ctx.workspace, ctx.project_id, model, progress=ctx.progress, cancel=ctx.cancelled
@@ -131,106 +137,6 @@ def propagator_names() -> list[str]:
     from curator.annotate import list_propagators
 
     return list(list_propagators())
-
-
-def propagate_video(
-    workspace: Workspace,
-    video_id: int,
-    propagator: Any,
-    *,
-    scope: str = "video",
-    progress: Callable[[str, int, int | None], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> dict[str, Any]:
-    """Propagate a video's human masks to its other stored frames; store them as ``propagated``.
-
-    The keyframes are the video's frames with human annotations. ``scope="video"`` (the default)
-    covers every stored frame; ``"between"`` only the frames from the first to the last keyframe.
-    Earlier propagated masks on those frames are replaced; frames with human masks are never touched.
-    Results are written in one transaction at the end, so a cancelled or failed run stores nothing.
-
-    Returns:
-        Counts: ``keyframes``, ``frames`` (propagated frames) and ``masks`` stored.
-
-    Raises:
-        JobFailed: If the video does not exist or has no human masks.
-    """
-
-    from curator.annotate import FrameSource, Keyframe
-    from curator.annotate.masks import decode_rle, encode_rle
-
-    if scope not in ("between", "video"):
-        raise JobFailed("invalid_params", f"scope must be 'between' or 'video', got {scope!r}")
-    with workspace.db.session() as session:
-        if session.get(Video, video_id) is None:
-            raise JobFailed("not_found", f"no video {video_id}")
-        frames = session.execute(
-            select(Frame.id, Frame.blob_path, Frame.shot_id)
-            .where(Frame.video_id == video_id)
-            .order_by(Frame.frame_index)
-        ).all()
-        human = session.execute(
-            select(Annotation.frame_id, Annotation.object_id, Annotation.rle)
-            .join(Frame, Frame.id == Annotation.frame_id)
-            .where(Frame.video_id == video_id, Annotation.source == "human")
-        ).all()
-    position = {row.id: i for i, row in enumerate(frames)}
-    by_frame: dict[int, dict[int, Any]] = {}
-    for frame_id, object_id, rle in human:
-        by_frame.setdefault(position[frame_id], {})[int(object_id)] = rle
-    keyed = sorted(by_frame)
-    if not keyed:
-        raise JobFailed("no_keyframes", f"video {video_id} has no human masks to propagate from")
-    lo, hi = (keyed[0], keyed[-1]) if scope == "between" else (0, len(frames) - 1)
-    span = frames[lo : hi + 1]
-    blobs = workspace.blobs
-
-    def load(i: int) -> np.ndarray:
-        try:
-            return read_rgb(blobs.path(span[i].blob_path))
-        except FileNotFoundError:
-            raise JobFailed("frame_missing", f"cannot read the image of frame {span[i].id}") from None
-
-    keyframes = [
-        Keyframe(i - lo, {k: decode_rle(v) for k, v in by_frame[i].items() if decode_rle(v).any()})
-        for i in keyed
-        if lo <= i <= hi
-    ]
-    keyframes = [k for k in keyframes if k.masks]
-    if not keyframes:
-        raise JobFailed("no_keyframes", f"video {video_id} has only empty human masks")
-    source = FrameSource(load, num_frames=len(span))
-    shot_ids = np.array([row.shot_id if row.shot_id is not None else -1 for row in span])
-    total = len(span)
-
-    def report(done: int, _total: int) -> None:
-        if progress is not None:
-            progress("propagate", done, total)
-
-    out: list[tuple[int, int, dict[str, Any], float]] = []
-    propagated_frames: list[int] = []
-    stream: Iterator[Any] = propagator.propagate(
-        source, keyframes, shot_ids=shot_ids, progress=report, cancel=cancel
-    )
-    for result in stream:
-        if result.is_keyframe or (result.index + lo) in by_frame:
-            continue
-        frame_id = span[result.index].id
-        propagated_frames.append(frame_id)
-        for object_id, mask in result.masks.items():
-            if mask.any():
-                out.append((frame_id, int(object_id), encode_rle(mask), float(result.confidence[object_id])))
-    with workspace.db.session() as session:
-        for chunk in range(0, len(propagated_frames), 500):
-            ids = propagated_frames[chunk : chunk + 500]
-            session.execute(
-                delete(Annotation).where(Annotation.frame_id.in_(ids), Annotation.source == "propagated")
-            )
-        session.add_all(
-            Annotation(frame_id=f, object_id=o, source="propagated", rle=r, confidence=c)
-            for f, o, r, c in out
-        )
-    return {"keyframes": len(keyframes), "frames": len(propagated_frames), "masks": len(out)}
 
 
 def propagate_handler(backbones: BackboneFactory) -> JobHandler:
@@ -279,11 +185,20 @@ def select_handler(ctx: JobContext) -> dict[str, Any]:
     if ctx.project_id is None:
         raise JobFailed("invalid_job", "a select job needs a project")
     params = ctx.params
+    from curator.registry import UnknownNameError
+
     ctx.progress("select", 0, 1)
-    result = Project.by_id(ctx.workspace, ctx.project_id).select(
-        int(params["budget"]), params.get("strategy"), params=params.get("params") or {},
-        seed=params.get("seed"), backbone=params.get("backbone"),
-    )
+    try:
+        result = Project.by_id(ctx.workspace, ctx.project_id).select(
+            int(params["budget"]), params.get("strategy"), params=params.get("params") or {},
+            seed=params.get("seed"), backbone=params.get("backbone"),
+        )
+    except UnknownNameError as exc:  # a KeyError, so before LookupError
+        raise JobFailed("unknown_strategy", str(exc)) from None
+    except LookupError as exc:
+        raise JobFailed("no_embeddings", str(exc)) from None
+    except ValueError as exc:
+        raise JobFailed("invalid_params", str(exc)) from None
     ctx.progress("select", 1, 1)
     return result.as_dict()
 

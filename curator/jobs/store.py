@@ -6,11 +6,13 @@ move a job out of a state the other has already left.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from curator.jobs.owner import owner_gone
 from curator.store.models import utcnow
 from curator.store.service_models import JOB_FINAL_STATES, Job
 from curator.workspace import Workspace
@@ -51,12 +53,16 @@ def find_active_job(session: Session, kind: str, project_id: int, **params: Any)
     return None
 
 
-def mark_running(session: Session, job_id: int) -> bool:
-    """Move a job from ``queued`` to ``running``; False if it is not queued (cancelled meanwhile)."""
+def mark_running(session: Session, job_id: int, owner: str | None = None) -> bool:
+    """Move a job from ``queued`` to ``running`` under the runner ``owner`` (its first heartbeat is
+    now); False if it is not queued (cancelled meanwhile, or taken by another runner)."""
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == "queued")
-        .values(state="running", started_at=utcnow(), finished_at=None, attempts=Job.attempts + 1)
+        .values(
+            state="running", started_at=utcnow(), finished_at=None, attempts=Job.attempts + 1,
+            owner=owner, heartbeat_at=time.time(),
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -129,30 +135,39 @@ def retry_job(session: Session, job_id: int) -> bool:
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
-def recover_jobs(workspace: Workspace) -> tuple[list[int], list[int]]:
-    """After a restart: mark ``running`` jobs ``interrupted`` and list the ``queued`` ones.
+def recover_jobs(workspace: Workspace, *, timeout: float | None = None) -> tuple[list[int], list[int]]:
+    """At a runner's start: mark ``running`` jobs whose owner is gone ``interrupted``, list the ``queued``.
 
-    Only one server process may own a database's jobs; call this before its runner starts.
+    An owner is gone when its heartbeat is older than ``timeout`` seconds (default the settings'
+    ``runner_timeout_seconds``), when its process no longer exists on this host, or when the job
+    has no owner (written before owners existed); jobs of live runners are left to them.
 
     Returns:
         ``(interrupted job ids, queued job ids)``; the queued ones should be submitted again.
     """
+    timeout = workspace.settings.runner_timeout_seconds if timeout is None else timeout
+    now = time.time()
+    interrupted: list[int] = []
     with workspace.db.session() as session:
-        running = list(session.scalars(select(Job.id).where(Job.state == "running")))
-        if running:
-            for job_id in running:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.state == "running")
-                    .values(
-                        state="interrupted",
-                        error_code="interrupted",
-                        error=INTERRUPTED_MESSAGE.replace("{id}", str(job_id)),
-                        finished_at=utcnow(),
-                    )
+        rows = session.execute(select(Job.id, Job.owner, Job.heartbeat_at).where(Job.state == "running")).all()
+        for row in rows:
+            if not owner_gone(row.owner, row.heartbeat_at, timeout=timeout, now=now):
+                continue
+            done = session.execute(
+                update(Job)
+                # only as it was seen: a heartbeat since then means its owner is alive after all
+                .where(Job.id == row.id, Job.state == "running", Job.heartbeat_at.is_not_distinct_from(row.heartbeat_at))
+                .values(
+                    state="interrupted",
+                    error_code="interrupted",
+                    error=INTERRUPTED_MESSAGE.replace("{id}", str(row.id)),
+                    finished_at=utcnow(),
                 )
+            )
+            if done.rowcount:  # type: ignore[attr-defined]
+                interrupted.append(row.id)
         queued = list(session.scalars(select(Job.id).where(Job.state == "queued").order_by(Job.id)))
-    return running, queued
+    return interrupted, queued
 
 
 def submit_job(
@@ -170,8 +185,16 @@ def submit_job(
     return job
 
 
-def project_jobs(session: Session, project_id: int, limit: int = 50) -> list[Job]:
-    """The project's newest ``limit`` jobs, newest first."""
+def project_jobs(session: Session, project_id: int, limit: int = 50, state: str | None = None) -> list[Job]:
+    """The project's newest ``limit`` jobs (only those in ``state`` when given), newest first."""
+    stmt = select(Job).where(Job.project_id == project_id)
+    if state:
+        stmt = stmt.where(Job.state == state)
+    return list(session.scalars(stmt.order_by(Job.id.desc()).limit(limit)))
+
+
+def active_job_ids(session: Session, project_id: int) -> list[int]:
+    """Ids of the project's queued and running jobs."""
     return list(
-        session.scalars(select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit))
+        session.scalars(select(Job.id).where(Job.project_id == project_id, Job.state.in_(("queued", "running"))))
     )

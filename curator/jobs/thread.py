@@ -3,6 +3,10 @@
 The database row is the source of truth: a job id in the queue whose row is no longer ``queued``
 (cancelled meanwhile) is skipped, and jobs still ``queued`` when the process stops are picked up
 again by the next runner's :meth:`ThreadJobRunner.start` (see :func:`curator.jobs.store.recover_jobs`).
+
+The runner holds the database while it runs (the server lease of :mod:`curator.jobs.owner`): it
+owns the jobs it runs and refreshes their heartbeat, and at start it sweeps the files a crashed
+process left behind (:func:`curator.jobs.sweep.sweep_orphans`).
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import traceback
 from typing import Any
 
 from curator.jobs.base import HandlerMap, JobContext, JobFailed
+from curator.jobs.owner import RunnerId, acquire_server_lease, heartbeat, release_server_lease
 from curator.jobs.store import mark_finished, mark_running, recover_jobs
+from curator.jobs.sweep import sweep_orphans
 from curator.progress import Cancelled
 from curator.store.service_models import Job
+from curator.store.storage import INSUFFICIENT_STORAGE, OUT_OF_SPACE_MESSAGE, out_of_space
 from curator.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -34,11 +41,15 @@ class ThreadJobRunner:
         workspace: Database and blobs the handlers use.
         handlers: Handler per job kind.
         workers: Number of worker threads.
+
+    Attributes:
+        runner_id: This runner's id, written as the owner of the jobs it runs.
     """
 
     def __init__(self, workspace: Workspace, handlers: HandlerMap, workers: int = 1) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        self.runner_id = RunnerId.new()
         self.workspace = workspace
         self.handlers = dict(handlers)
         self.workers = workers
@@ -49,12 +60,22 @@ class ThreadJobRunner:
         self._stopping = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._pending = 0
+        self._beat: threading.Thread | None = None
 
     def start(self) -> None:
-        """Mark jobs left ``running`` by a previous process ``interrupted``, queue the ``queued`` ones."""
+        """Take the database, mark jobs of gone runners ``interrupted``, sweep orphan files, and
+        queue the ``queued`` jobs.
+
+        Raises:
+            curator.jobs.owner.DatabaseInUse: If another live server holds the database.
+        """
+        acquire_server_lease(self.workspace, self.runner_id)
         interrupted, queued = recover_jobs(self.workspace)
         if interrupted:
             log.warning("marked %d jobs interrupted after a restart: %s", len(interrupted), interrupted)
+        sweep_orphans(self.workspace)
+        self._beat = threading.Thread(target=self._heartbeat, name="curator-job-heartbeat", daemon=True)
+        self._beat.start()
         for i in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"curator-job-{i}", daemon=True)
             thread.start()
@@ -92,6 +113,25 @@ class ThreadJobRunner:
             for thread in self._threads:
                 thread.join(timeout=30)
         self._threads.clear()
+        if self._beat is not None:
+            self._beat.join(timeout=10)
+            self._beat = None
+            release_server_lease(self.workspace, self.runner_id)
+
+    def _heartbeat(self) -> None:
+        """Refresh the lease and running jobs' heartbeat; stop jobs another process took over."""
+        interval = max(0.01, float(self.workspace.settings.runner_heartbeat_seconds))
+        while not self._stopping.wait(interval):
+            try:
+                with self._lock:
+                    running = dict(self._running)
+                with self.workspace.db.session() as session:
+                    lost = heartbeat(session, self.runner_id, list(running))
+                for job_id in lost:
+                    log.warning("job %s is no longer this runner's (marked by another process); stopping it", job_id)
+                    running[job_id].cancel_event.set()
+            except Exception:  # a busy or full database: try again at the next beat
+                log.exception("job heartbeat failed")
 
     def _work(self) -> None:
         while True:
@@ -110,7 +150,7 @@ class ThreadJobRunner:
 
     def _run(self, job_id: int) -> None:
         with self.workspace.db.session() as session:
-            if not mark_running(session, job_id):
+            if not mark_running(session, job_id, str(self.runner_id)):
                 return
             job = session.get(Job, job_id)
             assert job is not None
@@ -134,6 +174,9 @@ class ThreadJobRunner:
                     state, code, error = "interrupted", "interrupted", "the server stopped while this job ran"
                 else:
                     state, code, error = "cancelled", "cancelled", "cancelled on request"
+            elif out_of_space(exc):
+                log.error("job %s (%s) failed: out of disk space: %s", job_id, context.kind, exc)
+                state, code, error = "failed", INSUFFICIENT_STORAGE, OUT_OF_SPACE_MESSAGE
             else:
                 log.error("job %s (%s) failed:\n%s", job_id, context.kind, traceback.format_exc())
                 state, code, error = "failed", "internal_error", f"{type(exc).__name__}: {exc}"

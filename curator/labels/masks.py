@@ -2,7 +2,13 @@
 
 pycocotools trusts its input: counts summing past ``height * width`` write past the mask buffer. So a
 compressed RLE string is parsed here first (the same LEB128-like code as ``rleFrString``) and its
-counts must be non-negative and sum to exactly ``height * width``.
+counts must be non-negative and sum to exactly ``height * width``. Counts are stored in canonical
+form (zero-length runs merged away, then encoded as pycocotools would), so a stored mask is never
+larger than that encoding, and counts longer than any canonical encoding of the frame could be are
+refused before they are parsed (see :func:`max_counts_chars`).
+
+PNGs are checked by their declared size (the IHDR header) before Pillow opens them, so a small file
+declaring a huge image is refused without decoding anything.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,11 +78,56 @@ def encode_counts(runs: Sequence[int]) -> str:
     return "".join(chars)
 
 
+def max_runs(height: int, width: int) -> int:
+    """Most runs a canonical RLE of a ``height x width`` mask has: one per pixel, plus a leading empty run."""
+    return height * width + 1
+
+
+def max_counts_chars(height: int, width: int) -> int:
+    """An upper bound on the length of a canonical compressed counts string of a ``height x width`` mask.
+
+    With ``n = height * width``: there are at most ``n + 1`` runs, and a run costs one character
+    unless its difference from the run two before (how runs from the fourth on are written, 5 bits
+    a character) is 16 or more. Such a difference needs one of the two runs to be at least 17 long,
+    and a run of length ``x >= 17`` adds at most ``x / 8`` characters to each of the (at most two)
+    differences it takes part in: at most ``n / 4`` in all. The first three runs are written whole,
+    each in at most as many characters as ``n`` needs. A longer string must hold padding
+    (zero-length runs) and is refused before it is parsed; the bound is about ``1.25 n``, so parsing
+    what passes is linear in the frame's pixels however the counts are written.
+    """
+    n = height * width
+    per_number = -(-(n.bit_length() + 1) // 5)  # characters of any number of magnitude <= n, with sign
+    return n + 1 + n // 4 + 3 * per_number
+
+
+def canonical_runs(runs: Sequence[int]) -> list[int]:
+    """The runs pycocotools' ``encode`` would give for the same mask: zero-length runs merged away.
+
+    Runs alternate background and foreground, starting with background; dropping a zero-length run
+    joins the runs on either side of it. Only a leading empty run stays (a mask starting with
+    foreground).
+    """
+    out: list[int] = []
+    last = 0  # value (0 background, 1 foreground) of out[-1]
+    for i, run in enumerate(runs):
+        if run == 0:
+            continue
+        value = i % 2
+        if out and value == last:
+            out[-1] += run
+            continue
+        if not out and value == 1:
+            out.append(0)
+        out.append(run)
+        last = value
+    return out
+
+
 def check_rle(object_id: int, rle: Mapping[str, Any], height: int, width: int) -> dict[str, Any]:
     """Validate one RLE (``{"size": [h, w], "counts": str | list[int]}``) against the frame size.
 
     Returns:
-        The mask in compressed, JSON-ready form.
+        The mask in canonical compressed, JSON-ready form (what pycocotools' ``encode`` gives).
 
     Raises:
         InvalidMaskError: For a wrong size or malformed counts.
@@ -86,13 +139,34 @@ def check_rle(object_id: int, rle: Mapping[str, Any], height: int, width: int) -
         raise _invalid(f"mask of object {object_id} is not an RLE with size and counts") from None
     if size != [height, width]:
         raise _invalid(f"mask of object {object_id} has size {size}, the frame is [{height}, {width}]")
+    if not isinstance(raw, str | list | tuple):
+        raise _invalid(f"mask of object {object_id}: counts must be a string or a list of run lengths")
+    # padding (zero-length runs) is the only way past these bounds; refuse it before any parsing
+    if isinstance(raw, str) and len(raw) > max_counts_chars(height, width):
+        raise _invalid(
+            f"mask of object {object_id}: the counts string is longer than any {height}x{width} mask needs "
+            f"({len(raw)} > {max_counts_chars(height, width)} characters); send the canonical RLE"
+        )
+    if not isinstance(raw, str) and len(raw) > max_runs(height, width):
+        raise _invalid(
+            f"mask of object {object_id}: counts are longer than any {height}x{width} mask needs "
+            f"({len(raw)} > {max_runs(height, width)} runs); send the canonical RLE"
+        )
     if isinstance(raw, str):
         try:
             runs = rle_counts(raw)
         except ValueError as exc:
             raise _invalid(f"mask of object {object_id}: {exc}") from None
+        if len(runs) > max_runs(height, width):
+            raise _invalid(
+                f"mask of object {object_id}: counts are longer than any {height}x{width} mask needs "
+                f"({len(runs)} > {max_runs(height, width)} runs); send the canonical RLE"
+            )
     else:
-        runs = [int(v) for v in raw]
+        try:
+            runs = [int(v) for v in raw]
+        except (TypeError, ValueError):
+            raise _invalid(f"mask of object {object_id}: counts must be whole numbers") from None
     if any(r < 0 for r in runs):
         raise _invalid(f"mask of object {object_id} has negative run lengths")
     total = sum(runs)
@@ -100,8 +174,7 @@ def check_rle(object_id: int, rle: Mapping[str, Any], height: int, width: int) -
         raise _invalid(
             f"mask of object {object_id}: run lengths sum to {total}, expected height*width = {height * width}"
         )
-    counts = raw if isinstance(raw, str) else encode_counts(runs)
-    return {"size": size, "counts": counts}
+    return {"size": size, "counts": encode_counts(canonical_runs(runs))}
 
 
 def check_masks(
@@ -155,31 +228,48 @@ def png_masks(data: str, height: int, width: int) -> list[tuple[int, dict[str, A
     return png_bytes_masks(raw, height, width)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_declared_size(raw: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's IHDR header, or ``None`` when ``raw`` is not a PNG."""
+    if len(raw) < 24 or raw[:8] != PNG_SIGNATURE or raw[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", raw[16:24])
+    return int(width), int(height)
+
+
 def png_bytes_masks(raw: bytes, height: int, width: int) -> list[tuple[int, dict[str, Any]]]:
     """Masks from the bytes of an indexed PNG (0 background, ``k`` object ``k``) of the frame's size.
 
     Raises:
         InvalidMaskError: If it is not a PNG or not the frame's size.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    declared = png_declared_size(raw)
+    if declared is not None and declared != (width, height):
+        # before Pillow sees it: a small file may declare a huge image (a decompression bomb)
+        raise _invalid(f"label_png is {declared[0]}x{declared[1]}, the frame is {width}x{height}")
     try:
-        with Image.open(io.BytesIO(raw)) as image:
-            if image.format != "PNG":
-                raise _invalid(f"label_png must be a PNG, got {image.format}")
-            if image.size != (width, height):
-                raise _invalid(f"label_png is {image.size[0]}x{image.size[1]}, the frame is {width}x{height}")
-            if image.mode not in ("P", "L", "1"):
-                # reading colours or 16-bit values as grey would store the wrong object ids
-                raise _invalid(
-                    f"label_png has mode {image.mode}; expected an indexed (palette), 1-bit or 8-bit grey PNG "
-                    "whose pixel values are the object ids (0 background)"
-                )
-            labels = np.array(image, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as image:
+                if image.format != "PNG":
+                    raise _invalid(f"label_png must be a PNG, got {image.format}")
+                if image.size != (width, height):
+                    raise _invalid(f"label_png is {image.size[0]}x{image.size[1]}, the frame is {width}x{height}")
+                if image.mode not in ("P", "L", "1"):
+                    # reading colours or 16-bit values as grey would store the wrong object ids
+                    raise _invalid(
+                        f"label_png has mode {image.mode}; expected an indexed (palette), 1-bit or 8-bit grey "
+                        "PNG whose pixel values are the object ids (0 background)"
+                    )
+                labels = np.array(image, dtype=np.uint8)
     except InvalidMaskError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise _invalid(f"label_png could not be read as a PNG ({exc})") from None
+    except Exception as exc:  # untrusted bytes: any decoder failure is the sender's
+        raise _invalid(f"label_png could not be read as a PNG ({type(exc).__name__}: {exc})") from None
     if labels.shape != (height, width):
         raise _invalid(f"label_png has shape {labels.shape}, the frame is ({height}, {width})")
     return label_masks(labels, height, width)

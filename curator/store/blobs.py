@@ -46,10 +46,14 @@ class BlobStore:
         return full
 
     def staging_dir(self, prefix: str) -> Path:
-        """A fresh folder under the root for writing blobs that are committed later by a rename."""
+        """A fresh folder under the root for writing blobs that are committed later by a rename.
+
+        Its name is ``<prefix><pid>-<random>``: the start-up sweep removes the folders of processes
+        that are gone (see :func:`curator.jobs.sweep.sweep_orphans`).
+        """
         staging = self.root / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=staging))
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=staging))
 
     def commit_dir(self, staging: Path, relative: str | Path) -> Path:
         """Move a staging folder to its final relative location (atomic on one filesystem)."""
@@ -73,7 +77,11 @@ class BlobStore:
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:  # a full disk, say: no half-written temp file stays behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return target

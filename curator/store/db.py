@@ -1,4 +1,10 @@
-"""Engine and session factory. SQLite gets WAL journaling, foreign keys and a busy timeout."""
+"""Engine and session factory. SQLite gets WAL journaling, foreign keys and a busy timeout.
+
+The schema is made by ``create_all``, which creates missing tables but never alters existing ones;
+columns added to existing tables since are listed in :data:`ADDED_COLUMNS` and added at start-up by
+:func:`upgrade_schema` (an idempotent ``ALTER TABLE ... ADD COLUMN``; there is no other migration
+mechanism).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from curator.config import Settings
@@ -36,6 +43,36 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+#: Columns added to tables after their first release: ``{table: {column: SQL type}}`` (all nullable).
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "jobs": {"owner": "VARCHAR(200)", "heartbeat_at": "FLOAT"},
+}
+
+
+def upgrade_schema(engine: Engine) -> list[str]:
+    """Add the :data:`ADDED_COLUMNS` an older database lacks; safe to run at every start.
+
+    Returns:
+        ``table.column`` of each column added.
+    """
+    added = []
+    for table, columns in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspect(engine).get_columns(table)}
+        for column, sql_type in columns.items():
+            if column in present:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+            except (OperationalError, ProgrammingError):
+                # another process starting at the same moment added it first
+                if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                    raise
+                continue
+            added.append(f"{table}.{column}")
+    return added
+
+
 class Database:
     """The database of one curator home: an engine, a session factory and the schema.
 
@@ -50,6 +87,7 @@ class Database:
             settings.home.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
         Base.metadata.create_all(self.engine)
+        upgrade_schema(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -41,6 +41,16 @@ def create_key(session: Session, role: str, project_id: int | None = None, name:
     return row, secret
 
 
+def key_by_secret(session: Session, secret: str) -> tuple[int, str, int | None] | None:
+    """``(key id, role, project id)`` of the live (not revoked) key whose secret is ``secret``."""
+    row = session.execute(
+        select(ApiKey.id, ApiKey.role, ApiKey.project_id).where(
+            ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    return None if row is None else (int(row[0]), str(row[1]), row[2])
+
+
 def list_keys(session: Session) -> list[ApiKey]:
     """Every key, revoked ones included, oldest first."""
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))

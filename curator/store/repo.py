@@ -501,3 +501,15 @@ def video_folder(video_id: int, filename: str) -> str:
     """A safe folder name for a video in exports: ``<id>_<file stem>``."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", filename.rsplit(".", 1)[0]).strip("_")[:60]
     return f"{video_id:04d}_{stem}" if stem else f"{video_id:04d}"
+
+
+def frames_not_in_project(session: Session, project_id: int, frame_ids: Sequence[int]) -> list[int]:
+    """The ids among ``frame_ids`` that are not frames of the project, sorted."""
+    known = set(
+        session.scalars(
+            select(Frame.id)
+            .join(Video, Video.id == Frame.video_id)
+            .where(Video.project_id == project_id, Frame.id.in_(list(frame_ids)))
+        )
+    )
+    return sorted(int(i) for i in set(frame_ids) - known)

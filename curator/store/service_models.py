@@ -1,4 +1,4 @@
-"""Tables of the REST service: jobs, API keys and the labelling queue's tasks.
+"""Tables of the REST service: jobs, the server lease, API keys and the labelling queue's tasks.
 
 They share :class:`curator.store.models.Base`, so ``Base.metadata.create_all`` creates them with the
 engine's tables (``curator.store.db`` imports this module for that reason).
@@ -39,7 +39,9 @@ class Job(Base):
     """A unit of long work (ingest, embed, select, propagate) run by the job runner.
 
     ``progress_done``/``progress_total`` and ``stage`` are updated while it runs; ``result`` holds
-    the handler's JSON answer and ``error_code``/``error`` why it failed.
+    the handler's JSON answer and ``error_code``/``error`` why it failed. A running job has an
+    ``owner`` (the runner id ``host:pid:token`` of the runner executing it) and a ``heartbeat_at``
+    (Unix seconds) that runner refreshes while it runs (see :mod:`curator.jobs.owner`).
     """
 
     __tablename__ = "jobs"
@@ -64,6 +66,26 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ServerLease(Base):
+    """The one server (job runner) that holds a database: a single row, ``id`` 1, while one runs.
+
+    ``owner`` is the holder's runner id, ``host`` and ``pid`` say where it runs, and ``heartbeat_at``
+    (Unix seconds) is refreshed while it runs; a holder whose heartbeat is stale, or whose pid is
+    gone from this host, no longer holds the database (see :mod:`curator.jobs.owner`).
+    """
+
+    __tablename__ = "server_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiKey(Base):
