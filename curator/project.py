@@ -105,6 +105,8 @@ class IngestReport:
 
     results: list[Any] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    #: Per ingested video id: how many of its frames nearly duplicate a frame of another video.
+    near_duplicates: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,19 @@ class Project:
                 report.rejected[str(path)] = str(exc)
                 continue
             report.results.append(result)
+            if result.created and result.embedded:
+                report.near_duplicates[result.video_id] = self.near_duplicates(result.video_id)
         return report
+
+    def near_duplicates(self, video: int, threshold: float = 0.98) -> Any:
+        """How many frames of ``video`` nearly duplicate (cosine >= ``threshold``) a frame of another
+        video of the project, from the FAISS index (:class:`curator.index.NearDuplicates`)."""
+        from curator.index import near_duplicates
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            ids = [f.id for f in repo.project_frames(session, self.id) if f.video_id == video]
+        return near_duplicates(self.workspace, self.id, ids, threshold, other_videos=True)
 
     def embed(self, backbone: str | None = None, *, progress: StagedProgress | None = None) -> int:
         """Embed the frames lacking an embedding under ``backbone`` and sync the FAISS index.
@@ -326,6 +340,18 @@ class Project:
             return [
                 {"id": v.id, "filename": v.filename, "frames": n, "fps": v.fps, "duration": v.duration}
                 for v, n in repo.project_videos(session, self.id)
+            ]
+
+    def frames(self, video: int | None = None) -> list[dict[str, Any]]:
+        """Stored frames (of one video, or all) in time order: id, video, index, time, shot, size."""
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            return [
+                {"id": f.id, "video_id": f.video_id, "frame_index": f.frame_index, "timestamp": f.timestamp,
+                 "shot_id": f.shot_id, "width": f.width, "height": f.height}
+                for f in repo.project_frames(session, self.id)
+                if video is None or f.video_id == video
             ]
 
     def image_path(self, frame_id: int) -> Path:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from curator.index.neighbours import pool_knn
 from curator.pool import Pool, Selection
 from curator.store import repo
 from curator.store.models import Frame, SelectionItem, SelectionRun
@@ -92,6 +93,8 @@ def choose_backbone(workspace: Workspace, project_id: int, requested: str | None
 def build_pool(workspace: Workspace, project_id: int, backbone: str) -> Pool:
     """The project's embedded frames as a :class:`Pool` (labelled = has a human annotation).
 
+    Neighbours (``Pool.knn``) come from the project's FAISS index, read only if a selector asks.
+
     ``scores`` holds every stored per-frame score name (see :func:`curator.train.store.latest_scores`).
     """
     with workspace.db.session() as session:
@@ -109,6 +112,7 @@ def build_pool(workspace: Workspace, project_id: int, backbone: str) -> Pool:
         shot_ids=rows.shot_ids,
         labeled=rows.labeled,
         scores=scores,
+        knn=pool_knn(workspace, project_id, backbone, rows.frame_ids),
     )
 
 

@@ -51,6 +51,13 @@ def ingest(
                         f"{result.frames} stored, {result.shots} shots, {result.embedded} embedded"
                         + (f" ({result.backbone})" if result.backbone else "")
                     )
+                    dup = report.near_duplicates.get(result.video_id)
+                    if dup is not None and dup.count:
+                        typer.secho(
+                            f"  {dup.count} of {dup.checked} frames nearly duplicate frames of other videos "
+                            f"(cosine >= {dup.threshold}), e.g. frame {dup.examples[0][0]} ~ frame {dup.examples[0][1]}",
+                            fg=typer.colors.YELLOW,
+                        )
                 else:
                     typer.echo(
                         f"{path}: already ingested as video {result.video_id} ({result.frames} frames); skipped"

@@ -111,12 +111,16 @@ def near_duplicates(
     threshold: float = 0.98,
     backbone: str | None = None,
     max_examples: int = 5,
+    other_videos: bool = False,
+    search_width: int = 64,
 ) -> NearDuplicates:
     """Count ``frame_ids`` (newly ingested frames, say) whose nearest other frame is at cosine ``>= threshold``.
 
     "Other" is any other frame of the project, in another video or the same one (a frame's temporal
-    neighbours count too); only the frame itself is excluded. Frames without an embedding are
-    skipped (``checked`` says how many were compared).
+    neighbours count too); only the frame itself is excluded. With ``other_videos`` only frames of
+    other videos count (a copy of footage already in the project), looked for among each frame's
+    ``search_width`` nearest. Frames without an embedding are skipped (``checked`` says how many
+    were compared).
 
     Raises:
         LookupError: If an explicit ``backbone`` has no embeddings in the project.
@@ -134,13 +138,33 @@ def near_duplicates(
     ids = ids[index.contains(ids)]
     if len(ids) == 0 or index.ntotal < 2:
         return NearDuplicates(threshold=threshold, checked=len(ids), count=0, backbone=name)
-    sims, nbrs = index.neighbours_of(ids, 1)
+    if other_videos:
+        sims, nbrs = _nearest_in_other_videos(workspace, index, ids, min(search_width, index.ntotal - 1))
+    else:
+        sims, nbrs = index.neighbours_of(ids, 1)
     hit = (nbrs[:, 0] >= 0) & (sims[:, 0] >= threshold)
     order = np.flatnonzero(hit)[np.argsort(-sims[hit, 0], kind="stable")][: max(max_examples, 0)]
     examples = tuple((int(ids[i]), int(nbrs[i, 0]), float(sims[i, 0])) for i in order)
     return NearDuplicates(
         threshold=threshold, checked=len(ids), count=int(hit.sum()), examples=examples, backbone=name
     )
+
+
+def _nearest_in_other_videos(
+    workspace: Workspace, index: FaissIndex, ids: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each id's most similar stored frame of another video among its ``width`` nearest, as ``(n, 1)``."""
+    sims, nbrs = index.neighbours_of(ids, width)
+    with workspace.db.session() as session:
+        video_of = repo.frame_videos(session, np.unique(np.concatenate([ids, nbrs[nbrs >= 0]])).tolist())
+    own = np.array([video_of.get(int(i), -1) for i in ids])
+    theirs = np.vectorize(lambda f: video_of.get(int(f), -2))(nbrs) if nbrs.size else nbrs
+    other = (nbrs >= 0) & (theirs != own[:, None])
+    first = np.where(other.any(axis=1), other.argmax(axis=1), -1)
+    rows = np.arange(len(ids))
+    best_sims = np.where(first >= 0, sims[rows, np.maximum(first, 0)], -np.inf).astype(np.float32)
+    best_ids = np.where(first >= 0, nbrs[rows, np.maximum(first, 0)], -1).astype(np.int64)
+    return best_sims[:, None], best_ids[:, None]
 
 
 def _rows_of(frame_ids: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

@@ -73,10 +73,14 @@ def davis_folder(root: Path) -> Iterator[FoundMasks]:
 
 
 def _coco_frame(image: Mapping[str, Any]) -> tuple[int | str | None, int]:
-    if "frame_index" in image:
-        return (int(image["video_id"]) if "video_id" in image else None), int(image["frame_index"])
+    # the file name's folder names the video (an export's ``<id>_<stem>``, or the file's stem), which
+    # also matches in another project holding the same footage; ``video_id`` only as a last resort
     name = Path(str(image.get("file_name", "")))
-    video = name.parent.name or None
+    video: int | str | None = name.parent.name or None
+    if video is None and "video_id" in image:
+        video = int(image["video_id"])
+    if "frame_index" in image:
+        return video, int(image["frame_index"])
     return video, frame_index_of(name.stem)
 
 
@@ -96,8 +100,9 @@ def _coco_rle(ann: Mapping[str, Any], height: int, width: int) -> Mapping[str, A
 def coco_file(path: Path) -> Iterator[FoundMasks]:
     """Masks of a COCO instance file: RLE or polygon segmentations, grouped per image.
 
-    An image is matched to a frame by ``video_id``/``frame_index`` when it has them (curator's own
-    export), else by its ``file_name`` (``<video>/<index>.jpg``). The object id is the annotation's
+    An image is matched to a frame by the video its ``file_name`` folder names (``<video>/<index>.jpg``;
+    curator's exports name it ``<id>_<file stem>``) and by ``frame_index`` when given, else the
+    index the file name ends with. The object id is the annotation's
     ``object_id`` (or ``track_id``), else its order within the image.
     """
     try:

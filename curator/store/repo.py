@@ -480,7 +480,8 @@ class FrameLookup:
         elif isinstance(video, int) or str(video).isdigit():
             video_id = int(video)
         else:
-            found = self.names.get(str(video))
+            # an export's folder ``<id>_<stem>`` names a video of another project by its stem
+            found = self.names.get(str(video), self.names.get(re.sub(r"^\d{4,}_", "", str(video))))
             if found is None:
                 return None
             video_id = found
@@ -513,3 +514,13 @@ def frames_not_in_project(session: Session, project_id: int, frame_ids: Sequence
         )
     )
     return sorted(int(i) for i in set(frame_ids) - known)
+
+
+def frame_videos(session: Session, frame_ids: Sequence[int]) -> dict[int, int]:
+    """Frame id to video id for ``frame_ids`` (unknown ids are absent)."""
+    out: dict[int, int] = {}
+    ids = [int(i) for i in frame_ids]
+    for lo in range(0, len(ids), 500):
+        rows = session.execute(select(Frame.id, Frame.video_id).where(Frame.id.in_(ids[lo : lo + 500])))
+        out.update({int(f): int(v) for f, v in rows})
+    return out
