@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from curator.config import Settings, load_settings
+from curator.selection import Pick
 from curator.workspace import Workspace
 
 #: Masks as a caller may give them: ``{object_id: bool (H, W) array}``, a label image
@@ -72,18 +73,10 @@ class ProjectInfo:
 
 
 @dataclass(frozen=True)
-class QueuedPick:
-    """A picked frame with why it was picked and its task in the queue (``None`` when not queued)."""
+class QueuedPick(Pick):
+    """A stored pick (:class:`curator.selection.Pick`) and its task in the queue (``None``: not queued)."""
 
-    frame_id: int
-    rank: int
-    utility: float
-    reason: str
-    video_id: int
-    frame_index: int
-    timestamp: float
-    shot_id: int | None
-    task_id: int | None
+    task_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -414,11 +407,7 @@ class Project:
         return SelectionResult(
             selection_id,
             name,
-            [
-                QueuedPick(p.frame_id, p.rank, p.utility, p.reason, p.video_id, p.frame_index, p.timestamp,
-                           p.shot_id, tasks.get(p.frame_id))
-                for p in picks
-            ],
+            [QueuedPick(**asdict(p), task_id=tasks.get(p.frame_id)) for p in picks],
         )
 
     def tasks(self) -> dict[str, int]:

@@ -35,14 +35,18 @@ def _annotations(workspace: Workspace) -> int:
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> Iterator[tuple[TestClient, Workspace, int]]:
-    settings_ = make_settings(tmp_path, lease_seconds=0.5, claim_max=50)
+def queue(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, Workspace, int]]:
+    # leases are long unless a test asks for short ones to watch them expire (a slow machine must
+    # not expire a lease in the middle of a test that relies on holding it)
+    lease_seconds = float(getattr(request, "param", 60.0))
+    settings_ = make_settings(tmp_path, lease_seconds=lease_seconds, claim_max=50)
     workspace = Workspace(settings_)
     project_id = seed_tasks(workspace, "q", 6, (H, W))
     with TestClient(create_app(settings_, workspace=workspace)) as client:
         yield client, workspace, project_id
 
 
+@pytest.mark.parametrize("queue", [0.5], indirect=True)
 def test_claim_leases_each_task_once_and_expired_leases_return(queue: tuple[TestClient, Workspace, int]) -> None:
     client, workspace, pid = queue
     a = auth(new_key(workspace, "annotator", pid))

@@ -18,7 +18,7 @@ router = APIRouter(tags=["rounds"])
 
 @router.post(
     "/projects/{project_id}/predictions", status_code=201, response_model=PredictionsPublic,
-    responses=errors(401, 403, 404, 422),
+    responses=errors(400, 401, 403, 404, 422, 507),
 )
 def post_predictions(
     project_id: Id, body: PredictionsCreate, session: SessionDep, principal: PrincipalDep

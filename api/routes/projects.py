@@ -17,7 +17,7 @@ from curator.store.models import Project
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
-@router.post("", status_code=201, response_model=ProjectPublic, responses=errors(401, 403, 409, 422))
+@router.post("", status_code=201, response_model=ProjectPublic, responses=errors(400, 401, 403, 409, 422, 507))
 def create_project(body: ProjectCreate, session: SessionDep, principal: PrincipalDep) -> ProjectPublic:
     """Create a project (needs a global admin key)."""
     require(principal, "admin", None)

@@ -16,7 +16,7 @@ router = APIRouter(tags=["propagation"])
 
 @router.post(
     "/projects/{project_id}/propagate", status_code=202, response_model=JobPublic,
-    responses=errors(401, 403, 404, 422, 429, 507),
+    responses=errors(400, 401, 403, 404, 422, 429, 507),
 )
 def propagate(
     project_id: Id,

@@ -51,7 +51,8 @@ def _task_for(session: Session, principal: Principal, task_id: int, role: str) -
 
 
 @router.post(
-    "/projects/{project_id}/queue/claim", response_model=ClaimPublic, responses=errors(401, 403, 404, 422)
+    "/projects/{project_id}/queue/claim", response_model=ClaimPublic,
+    responses=errors(400, 401, 403, 404, 422, 507),
 )
 def claim(
     project_id: Id,
@@ -134,7 +135,7 @@ def _lease_problem(session: Session, task_id: Id, owner: int) -> ApiError:
 
 
 @router.post(
-    "/tasks/{task_id}/submit", response_model=SubmitPublic, responses=errors(401, 403, 404, 409, 422, 429, 507)
+    "/tasks/{task_id}/submit", response_model=SubmitPublic, responses=errors(400, 401, 403, 404, 409, 422, 429, 507)
 )
 def submit(
     task_id: Id,

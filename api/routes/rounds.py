@@ -17,7 +17,7 @@ router = APIRouter(tags=["rounds"])
 
 @router.post(
     "/projects/{project_id}/rounds", status_code=202, response_model=JobPublic,
-    responses=errors(401, 403, 404, 422, 429, 507),
+    responses=errors(400, 401, 403, 404, 422, 429, 507),
 )
 def create_round(
     project_id: Id,

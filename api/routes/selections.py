@@ -16,7 +16,7 @@ router = APIRouter(tags=["selections"])
 
 @router.post(
     "/projects/{project_id}/selections", status_code=202, response_model=JobPublic,
-    responses=errors(401, 403, 404, 422, 429, 507),
+    responses=errors(400, 401, 403, 404, 422, 429, 507),
 )
 def create_selection(
     project_id: Id,
@@ -71,7 +71,7 @@ def read_selection(selection_id: Id, session: SessionDep, principal: PrincipalDe
 
 @router.post(
     "/projects/{project_id}/embed", status_code=202, response_model=JobPublic,
-    responses=errors(401, 403, 404, 422, 429, 507),
+    responses=errors(400, 401, 403, 404, 422, 429, 507),
 )
 def embed(
     project_id: Id,

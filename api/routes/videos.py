@@ -81,7 +81,7 @@ async def upload_video(
 
 
 @router.post(
-    "/register", status_code=202, response_model=JobPublic, responses=errors(401, 403, 404, 415, 422, 429, 507)
+    "/register", status_code=202, response_model=JobPublic, responses=errors(400, 401, 403, 404, 415, 422, 429, 507)
 )
 def register_video(
     project_id: Id,
