@@ -60,7 +60,7 @@ def test_claim_submit_release_and_bad_masks(home) -> None:  # type: ignore[no-un
     h, w = image.shape[:2]
     with pytest.raises(InvalidMaskError, match="shape"):
         project.submit(lease.id, {1: np.ones((h + 1, w), bool)})
-    with pytest.raises(InvalidMaskError, match="1..255"):
+    with pytest.raises(InvalidMaskError, match=r"1\.\.255"):
         project.submit(lease.id, {0: np.ones((h, w), bool)})
     with pytest.raises(LookupError, match="not leased"):
         project.submit(lease.id, {1: np.ones((h, w), bool)}, owner=99)  # someone else's lease
