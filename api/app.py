@@ -39,6 +39,8 @@ Curation service for video segmentation datasets.
   `annotator` also claims and submits tasks, `admin` also manages projects, uploads, selections,
   propagation and exports. A key without a project holds its role on every project.
 * **Jobs**: uploads, embedding, selection and propagation answer `202` with a job; poll `GET /jobs/{id}`.
+  A job identical to one still queued returns that one; a project with `max_queued_jobs` queued jobs
+  gets `429 too_many_jobs`. A full disk is `507 insufficient_storage` (nothing is stored).
 * **Queue**: `POST /projects/{id}/queue/claim` leases tasks for `lease_seconds`; submit masks as COCO
   RLE (or an indexed PNG) with `POST /tasks/{id}/submit`.
 * **Errors** are JSON `{"code": ..., "detail": ...}`; `code` is stable, `detail` is for people.

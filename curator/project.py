@@ -347,6 +347,21 @@ class Project:
                 if video is None or f.video_id == video
             ]
 
+    def masks(self, frame_id: int, sources: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The masks stored on a frame, by object: ``object_id``, ``source`` (``human``, ``propagated``,
+        ``predicted``), ``confidence`` and ``mask`` (bool ``(H, W)``), optionally only from ``sources``."""
+        from curator.annotate.masks import decode_rle
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            found = repo.frame_project(session, frame_id)
+            if found is None or found[1] != self.id:
+                raise repo.NotFoundError(f"no frame {frame_id} in project {self.name!r}")
+            return [
+                {"object_id": a.object_id, "source": a.source, "confidence": a.confidence, "mask": decode_rle(a.rle)}
+                for a in repo.frame_annotations(session, frame_id, sources)
+            ]
+
     def image_path(self, frame_id: int) -> Path:
         """Where the stored JPEG of a frame is."""
         from curator.store import repo

@@ -68,6 +68,9 @@ def test_claim_submit_release_and_bad_masks(home) -> None:  # type: ignore[no-un
     labels[: h // 2] = 1
     labels[h // 2 :, : w // 2] = 2
     assert project.submit(lease.id, labels) == 2
+    stored = project.masks(lease.frame_id)
+    assert [(m["object_id"], m["source"]) for m in stored] == [(1, "human"), (2, "human")]
+    assert np.array_equal(stored[0]["mask"], labels == 1) and np.array_equal(stored[1]["mask"], labels == 2)
     with pytest.raises(LookupError):
         project.submit(lease.id, labels)  # done already
     other = project.claim(1)[0]

@@ -44,7 +44,17 @@ def serve(
     # take precedence there as they do in `make_settings` (explicit value > CURATOR_* > YAML file).
     given = {"CURATOR_CONFIG": config, "CURATOR_HOME": home, "CURATOR_API_HOST": host, "CURATOR_API_PORT": port}
     os.environ.update({name: str(value) for name, value in given.items() if value is not None})
-    uvicorn.run(APP_FACTORY, factory=True, host=settings.api_host, port=settings.api_port, log_level=log_level)
+    try:
+        uvicorn.run(APP_FACTORY, factory=True, host=settings.api_host, port=settings.api_port, log_level=log_level)
+    except SystemExit:  # startup failed: say so plainly if another server took the database meanwhile
+        workspace = Workspace(settings)
+        try:
+            holder = server_lease_holder(workspace)
+        finally:
+            workspace.close()
+        if holder is not None:
+            raise fail(str(DatabaseInUse(*holder))) from None
+        raise
 
 
 @keys_app.command("create")
