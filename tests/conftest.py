@@ -104,12 +104,12 @@ def dinov2_backbone() -> Iterator[object]:
     yield create_backbone("dinov2_vits14", checkpoint=str(DINOV2_CHECKPOINT), device="cpu").backbone
 
 
-#: SAM 2 as the tests build it: random weights (no checkpoint can be had here) at a 256 px input on the
+#: SAM 2 as the tests build it: random weights (no checkpoint can be had here) at a 128 px input on the
 #: CPU, with a small memory (2 mask memories, 2 object pointers) so a few frames already exercise the
 #: pruning of outputs the memory can no longer read.
 SAM2_TEST_SETTINGS: dict[str, object] = {
     "random_weights": True,
-    "image_size": 256,
+    "image_size": 128,
     "device": "cpu",
     "hydra_overrides": ("++model.num_maskmem=2", "++model.max_obj_ptrs_in_encoder=2"),
 }

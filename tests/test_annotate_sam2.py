@@ -1,4 +1,4 @@
-"""SAM 2 for real, with random weights at ``++model.image_size=256`` on short synthetic clips.
+"""SAM 2 for real, with random weights at a small ``++model.image_size`` on short synthetic clips.
 
 Random weights make the masks meaningless, so these tests check the plumbing: shapes, both
 directions, several objects, RLE, that windowed and pruned propagation equals one pass, that memory
@@ -63,7 +63,7 @@ def test_needs_weights_unless_told() -> None:
 
 def test_shapes_both_directions_objects_and_rle(windowed_run: tuple[SAM2Propagator, list]) -> None:
     prop, frames = windowed_run
-    assert prop.predictor.image_size == 256
+    assert prop.predictor.image_size == SAM2_TEST_SETTINGS["image_size"] == 128
     assert [f.index for f in frames] == list(range(5))
     assert [f.is_keyframe for f in frames] == [True, False, False, False, True]
     for f in frames:
@@ -136,7 +136,7 @@ def test_memory_stays_flat_as_the_clip_grows() -> None:
 
 
 def test_pre_annotation_automatic_and_prompts() -> None:
-    annotator = SAM2Annotator(random_weights=True, image_size=256, device="cpu")
+    annotator = SAM2Annotator(random_weights=True, image_size=128, device="cpu")
     image = clip(1)[0]
     found = annotator.automatic(
         image, points_per_side=2, points_per_batch=4, pred_iou_thresh=0.0, stability_score_thresh=0.0

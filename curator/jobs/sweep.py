@@ -15,11 +15,11 @@ import shutil
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from curator.jobs.owner import pid_alive
 from curator.store.models import Project, Video
-from curator.store.service_models import Job
+from curator.store.service_models import Job, ServerLease
 from curator.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,11 @@ def sweep_orphans(workspace: Workspace) -> list[str]:
     Returns:
         The blob-relative paths removed.
     """
-    root = workspace.blobs.root
     with workspace.db.session() as session:
+        # Take the write lock first (touching the lease row): an ingest in another process (the
+        # CLI) renames its frame folder into place inside its open transaction, so while the lock
+        # is held every folder on disk either has committed rows or is an orphan.
+        session.execute(update(ServerLease).values(heartbeat_at=time.time()))
         projects = set(session.scalars(select(Project.id)))
         videos = {(int(p), int(v)) for v, p in session.execute(select(Video.id, Video.project_id))}
         uploads = {
@@ -73,6 +76,13 @@ def sweep_orphans(workspace: Workspace) -> list[str]:
             for params in session.scalars(select(Job.params).where(Job.kind == "ingest", Job.state != "succeeded"))
             if isinstance(params, dict) and params.get("upload") and params.get("path")
         }
+        removed = _sweep_files(workspace.blobs.root, projects, videos, uploads)
+    if removed:
+        log.warning("removed %d files or folders left by an interrupted process: %s", len(removed), removed[:20])
+    return removed
+
+
+def _sweep_files(root: Path, projects: set[int], videos: set[tuple[int, int]], uploads: set[str]) -> list[str]:
     removed: list[str] = []
     now = time.time()
     for entry in _children(root / ".staging"):
@@ -98,6 +108,4 @@ def sweep_orphans(workspace: Workspace) -> list[str]:
     for pattern in _TEMP_NAMES:
         for temp in sorted((root / "thumbs").glob(pattern)):
             _remove(temp, root, removed)
-    if removed:
-        log.warning("removed %d files or folders left by an interrupted process: %s", len(removed), removed[:20])
     return removed

@@ -70,10 +70,14 @@ class ThreadJobRunner:
             curator.jobs.owner.DatabaseInUse: If another live server holds the database.
         """
         acquire_server_lease(self.workspace, self.runner_id)
-        interrupted, queued = recover_jobs(self.workspace)
-        if interrupted:
-            log.warning("marked %d jobs interrupted after a restart: %s", len(interrupted), interrupted)
-        sweep_orphans(self.workspace)
+        try:
+            interrupted, queued = recover_jobs(self.workspace)
+            if interrupted:
+                log.warning("marked %d jobs interrupted after a restart: %s", len(interrupted), interrupted)
+            sweep_orphans(self.workspace)
+        except BaseException:
+            release_server_lease(self.workspace, self.runner_id)
+            raise
         self._beat = threading.Thread(target=self._heartbeat, name="curator-job-heartbeat", daemon=True)
         self._beat.start()
         for i in range(self.workers):
