@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from curator.store.keys import KEY_PREFIX, create_key, hash_key, key_by_secret, list_keys, revoke_key
-from curator.store.service_models import ROLES
+from curator.store.models import ROLES
 
 __all__ = ["KEY_PREFIX", "Principal", "create_key", "find_key", "hash_key", "list_keys", "revoke_key"]
 

@@ -11,7 +11,7 @@ from api.schemas import ErrorPublic, JobPublic, ProgressPublic
 from curator.jobs import JobHandler, engine_handlers
 from curator.jobs.admission import admit_job
 from curator.jobs.base import JobRunner
-from curator.store.service_models import Job
+from curator.store.models import Job
 from curator.workspace import Workspace
 
 

@@ -25,8 +25,7 @@ from sqlalchemy import Table
 
 from curator.config import load_settings
 from curator.store.keys import create_key
-from curator.store.models import Frame, Project, Video, utcnow
-from curator.store.service_models import Task
+from curator.store.models import Frame, Project, Task, Video, utcnow
 from curator.workspace import Workspace
 
 FRAME_SIZE = (64, 64)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from api import create_app
 from curator.cli import app as cli
 from curator.store.keys import revoke_key
-from curator.store.service_models import ApiKey
+from curator.store.models import ApiKey
 from curator.workspace import Workspace
 from tests.api_fixtures import auth, make_settings, new_key, seed_tasks
 

@@ -13,7 +13,7 @@ from api import create_app
 from api.jobs import build_handlers
 from curator.jobs import JobContext, ThreadJobRunner, create_job
 from curator.progress import check_cancel
-from curator.store.service_models import Job
+from curator.store.models import Job
 from curator.workspace import Workspace
 from tests.api_fixtures import auth, make_settings, new_key, seed_frames, wait_job
 

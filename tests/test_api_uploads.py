@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 
 from api import create_app
 from curator.config import Settings
-from curator.store.models import Video
-from curator.store.service_models import Job
+from curator.store.models import Job, Video
 from curator.workspace import Workspace
 from tests.api_fixtures import BEDROOM, VIDEOS, auth, make_settings, new_key, wait_job
 

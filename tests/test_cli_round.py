@@ -39,7 +39,7 @@ def test_round_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     from curator.annotate.masks import encode_rle
     from curator.config import load_settings
     from curator.store import Annotation, Frame
-    from curator.store.service_models import Task
+    from curator.store.models import Task
     from curator.workspace import Workspace
 
     monkeypatch.setenv("CURATOR_BACKBONE_CHECKPOINT", str(require(DINOV2_CHECKPOINT)))

@@ -30,8 +30,7 @@ from curator.jobs.owner import RunnerId
 from curator.progress import check_cancel
 from curator.store import repo
 from curator.store.blobs import BlobStore
-from curator.store.models import Annotation, Frame, Video
-from curator.store.service_models import Job, Task
+from curator.store.models import Annotation, Frame, Job, Task, Video
 from curator.workspace import Workspace
 from tests.api_fixtures import auth, box_rle, make_settings, new_key, seed_frames, seed_tasks, wait_job
 

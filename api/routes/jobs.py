@@ -13,7 +13,7 @@ from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.schemas import JobPublic
 from curator.jobs import get_job, request_cancel, retry_job
 from curator.jobs.store import project_jobs
-from curator.store.service_models import Job
+from curator.store.models import Job
 
 router = APIRouter(tags=["jobs"])
 

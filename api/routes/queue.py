@@ -27,8 +27,7 @@ from curator.jobs import find_active_job
 from curator.jobs.admission import check_capacity
 from curator.labels.masks import check_masks, png_masks
 from curator.store import repo
-from curator.store.models import Frame
-from curator.store.service_models import Task
+from curator.store.models import Frame, Task
 
 router = APIRouter(tags=["queue"])
 

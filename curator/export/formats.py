@@ -22,9 +22,8 @@ from typing import Any
 from sqlalchemy import case, select, union
 from sqlalchemy.orm import Session
 
-from curator.store.models import Annotation, Frame, Project, Video, utcnow
+from curator.store.models import Annotation, Frame, Project, Task, Video, utcnow
 from curator.store.repo import video_folder
-from curator.store.service_models import Task
 from curator.workspace import Workspace
 
 SOURCES = {"human": ("human",), "all": ("human", "propagated", "predicted")}

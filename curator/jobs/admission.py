@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from curator.jobs.base import JobRunner
 from curator.jobs.store import find_active_job, submit_job
-from curator.store.service_models import Job
+from curator.store.models import Job
 
 
 class TooManyJobs(Exception):

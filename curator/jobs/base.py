@@ -1,6 +1,6 @@
 """The job runner protocol, the context a job handler runs in, and the errors handlers raise.
 
-A *job* is a row in the ``jobs`` table (see :mod:`curator.store.service_models`); a *handler* is a
+A *job* is a row in the ``jobs`` table (see :mod:`curator.store.models`); a *handler* is a
 function ``(JobContext) -> dict | None`` registered under the job's ``kind``; a *runner* executes
 queued job ids with the handlers. :class:`~curator.jobs.thread.ThreadJobRunner` runs them on local
 threads; a Ray runner can implement the same :class:`JobRunner` protocol later.
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import update
 
-from curator.store.service_models import Job
+from curator.store.models import Job
 from curator.workspace import Workspace
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from curator.store.service_models import Job, ServerLease
+from curator.store.models import Job, ServerLease
 from curator.workspace import Workspace
 
 #: The id of the one ``server_lease`` row.

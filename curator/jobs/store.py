@@ -13,8 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from curator.jobs.owner import owner_gone
-from curator.store.models import utcnow
-from curator.store.service_models import JOB_FINAL_STATES, Job
+from curator.store.models import JOB_FINAL_STATES, Job, utcnow
 from curator.workspace import Workspace
 
 INTERRUPTED_MESSAGE = "the server stopped while this job was running; retry it with POST /jobs/{id}/retry"

@@ -18,8 +18,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from curator.jobs.owner import pid_alive
-from curator.store.models import Project, Video
-from curator.store.service_models import Job, ServerLease
+from curator.store.models import Job, Project, ServerLease, Video
 from curator.workspace import Workspace
 
 log = logging.getLogger(__name__)

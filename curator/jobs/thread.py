@@ -22,7 +22,7 @@ from curator.jobs.owner import RunnerId, acquire_server_lease, heartbeat, releas
 from curator.jobs.store import mark_finished, mark_running, recover_jobs
 from curator.jobs.sweep import sweep_orphans
 from curator.progress import Cancelled
-from curator.store.service_models import Job
+from curator.store.models import Job
 from curator.store.storage import INSUFFICIENT_STORAGE, OUT_OF_SPACE_MESSAGE, out_of_space
 from curator.workspace import Workspace
 

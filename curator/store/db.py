@@ -17,8 +17,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from curator.config import Settings
-from curator.store import service_models as _service_models  # noqa: F401  (creates the service tables)
-from curator.store import train_models as _train_models  # noqa: F401  (creates the round tables)
+from curator.store import models as _models  # noqa: F401  (registers every table on Base.metadata)
 from curator.store.models import Base
 
 

@@ -13,8 +13,7 @@ import secrets
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from curator.store.models import Project, utcnow
-from curator.store.service_models import ROLES, ApiKey
+from curator.store.models import ROLES, ApiKey, Project, utcnow
 
 KEY_PREFIX = "cur_"
 

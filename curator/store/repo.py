@@ -25,10 +25,10 @@ from curator.store.models import (
     SelectionItem,
     SelectionRun,
     Shot,
+    Task,
     Video,
     utcnow,
 )
-from curator.store.service_models import Task
 
 TASKS: Table = cast(Table, Task.__table__)
 ANNOTATIONS: Table = cast(Table, Annotation.__table__)

@@ -2,7 +2,7 @@
 
 Loads every video of the project with its human masks, runs :func:`curator.train.loop.run_round`,
 writes the dense labels (``propagated``/``predicted`` annotations with confidences; human masks are
-never touched), the proxy checkpoint, the per-frame scores and a :class:`~curator.store.train_models.Round`
+never touched), the proxy checkpoint, the per-frame scores and a :class:`~curator.store.models.Round`
 row, then selects the next batch across all videos with the scores in the pool and queues it.
 
 The selector comes from the settings' selector package (:func:`curator.selection.create_selector`).
@@ -23,8 +23,7 @@ from sqlalchemy import delete, func, select
 
 from curator.jobs.base import JobContext, JobFailed
 from curator.store.blobs import read_rgb
-from curator.store.models import Annotation, Frame, Video
-from curator.store.train_models import Round
+from curator.store.models import Annotation, Frame, Round, Video
 from curator.train.loop import FrameOutcome, RoundConfig, VideoState, run_round
 from curator.train.proxy import ProxyConfig
 from curator.train.store import put_scores

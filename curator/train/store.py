@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from curator.store.train_models import FrameScoreRow, Round
+from curator.store.models import FrameScoreRow, Round
 
 
 def latest_scores(session: Session, project_id: int, frame_ids: np.ndarray) -> dict[str, np.ndarray]:
