@@ -143,3 +143,56 @@ class LiveServer:
     def client(self, key: str) -> httpx.Client:
         """A keep-alive HTTP client with ``key``."""
         return httpx.Client(base_url=self.url, headers=auth(key), timeout=30)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn_server(home: Path, log: Path | None = None, port: int | None = None) -> tuple[Any, str]:
+    """``curator serve --home HOME`` in a subprocess on loopback (classic backbone, small frames);
+    returns the process and its URL without waiting for it (see :func:`wait_healthy`)."""
+    import os
+    import subprocess
+    import sys
+
+    port = port or free_port()
+    script = Path(sys.executable).parent / "curator"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "curator"]
+    env = {**os.environ, "CURATOR_BACKBONE": "classic", "CURATOR_MAX_SIDE": "320", "CURATOR_DEVICE": "cpu"}
+    out = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(
+            [*command, "serve", "--home", str(home), "--port", str(port), "--log-level", "warning"],
+            env=env, cwd=Path(__file__).resolve().parents[1], stdout=out, stderr=out,
+        )
+    finally:
+        if log is not None:
+            out.close()  # type: ignore[union-attr]
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(process: Any, url: str, log: Path | None = None, timeout: float = 60.0) -> None:
+    """Wait until the server answers ``/health``; kill it and raise (with its log) if it cannot."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            detail = log.read_text() if log is not None and log.exists() else ""
+            raise RuntimeError(f"the server did not start:\n{detail}")
+        time.sleep(0.1)
+
+
+def start_server(home: Path, log: Path | None = None) -> tuple[Any, str]:
+    """:func:`spawn_server` and wait until it is healthy."""
+    process, url = spawn_server(home, log)
+    wait_healthy(process, url, log)
+    return process, url

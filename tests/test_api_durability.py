@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -17,33 +15,10 @@ import httpx
 import pytest
 
 from curator.workspace import Workspace
-from tests.api_fixtures import box_rle, make_settings, new_key, seed_tasks
+from tests.api_fixtures import box_rle, make_settings, new_key, seed_tasks, start_server
 
 H, W = 24, 32
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _start(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "CURATOR_HOME": str(home), "CURATOR_BACKBONE": "classic"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curator", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("the server did not start")
-        time.sleep(0.1)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
@@ -55,7 +30,7 @@ def test_kill_9_during_submissions_loses_no_acknowledged_label(tmp_path: Path) -
     admin = new_key(workspace, "admin")
     workspace.close()
 
-    server, url = _start(settings.home)
+    server, url = start_server(settings.home)
     acknowledged: list[tuple[int, int]] = []  # (task id, frame id) of 2xx submissions
     lock = threading.Lock()
     stop = threading.Event()
@@ -90,7 +65,7 @@ def test_kill_9_during_submissions_loses_no_acknowledged_label(tmp_path: Path) -
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    server, url = _start(settings.home)
+    server, url = start_server(settings.home)
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as http:
             counts = http.get(f"/projects/{pid}/queue").json()

@@ -83,7 +83,7 @@ def test_dinov2_neighbours_stay_in_their_davis_sequence(dinov2_backbone) -> None
     root = require(DAVIS / "JPEGImages" / "480p")
     frames, labels = [], []
     for label, seq in enumerate(sorted(p for p in root.iterdir() if p.is_dir())):
-        for path in sorted(seq.glob("*.jpg"))[::4]:
+        for path in sorted(seq.glob("*.jpg"))[::8]:  # 86 frames: all find their own sequence (99% of 164 at every 4th)
             frames.append((label, path))
     labels = np.array([label for label, _ in frames])
 
@@ -96,7 +96,7 @@ def test_dinov2_neighbours_stay_in_their_davis_sequence(dinov2_backbone) -> None
     np.fill_diagonal(sims, -np.inf)
     nearest = sims.argmax(axis=1)
     same = (labels[nearest] == labels).mean()
-    assert len(frames) > 150
+    assert len(frames) > 80
     assert same > 0.9, f"only {same:.2%} of nearest neighbours share the sequence"
 
 

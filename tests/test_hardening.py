@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -44,6 +42,7 @@ from tests.api_fixtures import (
     new_key,
     seed_frames,
     seed_tasks,
+    start_server,
     wait_job,
 )
 
@@ -130,28 +129,6 @@ def test_video_uploads_keep_their_own_limit(small_env: Env) -> None:
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large", r.text
 
 
-def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "CURATOR_HOME": str(home), "CURATOR_BACKBONE": "classic"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curator", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("the server did not start")
-        time.sleep(0.1)
-
 
 #: Ten clients at once, each streaming a 200 MB body (made as it is sent) to the submit route without
 #: a key; prints each outcome as JSON. A separate process, so that the clients' work does not slow
@@ -188,7 +165,7 @@ print(json.dumps(outcomes))
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX server process")
 def test_ten_concurrent_200mb_bodies_without_a_key_use_little_memory(tmp_path: Path) -> None:
-    server, url = _serve(tmp_path / "home")
+    server, url = start_server(tmp_path / "home")
     try:
         process = psutil.Process(server.pid)
         latencies: list[float] = []

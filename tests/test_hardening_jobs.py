@@ -32,7 +32,17 @@ from curator.store import repo
 from curator.store.blobs import BlobStore
 from curator.store.models import Annotation, Frame, Job, Task, Video
 from curator.workspace import Workspace
-from tests.api_fixtures import auth, box_rle, make_settings, new_key, seed_frames, seed_tasks, wait_job
+from tests.api_fixtures import (
+    auth,
+    box_rle,
+    make_settings,
+    new_key,
+    seed_frames,
+    seed_tasks,
+    spawn_server,
+    wait_healthy,
+    wait_job,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "curator" / "data" / "sample.mp4"
@@ -150,43 +160,6 @@ def test_runner_owns_and_heartbeats_its_jobs_and_stops_one_taken_from_it(tmp_pat
         runner.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _curator() -> list[str]:
-    script = Path(sys.executable).parent / "curator"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "curator"]
-
-
-def _serve(home: Path, log: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """``curator serve --home HOME --port P`` in a subprocess; returns it and its URL (not waited for)."""
-    port = port or _free_port()
-    env = {**os.environ, "CURATOR_BACKBONE": "classic", "CURATOR_MAX_SIDE": "320", "CURATOR_DEVICE": "cpu"}
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*_curator(), "serve", "--home", str(home), "--port", str(port), "--log-level", "warning"],
-            env=env, cwd=ROOT, stdout=out, stderr=out,
-        )
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_up(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"the server did not start:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -204,15 +177,15 @@ def test_a_second_server_on_one_database_refuses_to_start(tmp_path: Path) -> Non
     admin = auth(new_key(workspace, "admin"))
     workspace.close()
     home = settings.home
-    first, url = _serve(home, tmp_path / "first.log")
-    _wait_up(first, url, tmp_path / "first.log")
+    first, url = spawn_server(home, tmp_path / "first.log")
+    wait_healthy(first, url, tmp_path / "first.log")
     try:
         with httpx.Client(base_url=url, headers=admin, timeout=30) as http:
             pid = http.post("/projects", json={"name": "two"}).json()["id"]
             r = http.post(f"/projects/{pid}/videos", files={"file": ("sample.mp4", SAMPLE.read_bytes(), "video/mp4")})
             assert r.status_code == 202, r.text
             job_id = r.json()["id"]
-            second, _ = _serve(home, tmp_path / "second.log")
+            second, _ = spawn_server(home, tmp_path / "second.log")
             try:
                 assert second.wait(timeout=60) == 2
             finally:
@@ -228,9 +201,9 @@ def test_a_second_server_on_one_database_refuses_to_start(tmp_path: Path) -> Non
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
     # a server killed with -9 holds nothing: the next one starts at once
-    third, url = _serve(home, tmp_path / "third.log")
+    third, url = spawn_server(home, tmp_path / "third.log")
     try:
-        _wait_up(third, url, tmp_path / "third.log")
+        wait_healthy(third, url, tmp_path / "third.log")
     finally:
         _stop(third)
 
@@ -481,8 +454,8 @@ def test_kill_9_during_ingest_upload_and_submissions(tmp_path: Path) -> None:
     admin = auth(new_key(workspace, "admin"))
     workspace.close()
     log = tmp_path / "server.log"
-    server, url = _serve(settings.home, log)
-    _wait_up(server, url, log)
+    server, url = spawn_server(settings.home, log)
+    wait_healthy(server, url, log)
 
     acknowledged: list[tuple[int, int]] = []  # (task id, frame id) of 200 submissions
     lock = threading.Lock()
@@ -559,9 +532,9 @@ def test_kill_9_during_ingest_upload_and_submissions(tmp_path: Path) -> None:
     db = settings.home / "curator.db"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    server, url = _serve(settings.home, log)
+    server, url = spawn_server(settings.home, log)
     try:
-        _wait_up(server, url, log)
+        wait_healthy(server, url, log)
         with httpx.Client(base_url=url, headers=admin, timeout=30) as http:
             for _task_id, frame_id in acknowledged:
                 masks = http.get(f"/frames/{frame_id}/annotations").json()["masks"]
