@@ -10,12 +10,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.deps import PrincipalDep
 from api.errors import install_error_handlers
 from api.jobs import build_handlers
 from api.limits import BodyLimitMiddleware
 from api.routes import (
+    categories,
     exports,
     frames,
     jobs,
@@ -25,7 +27,9 @@ from api.routes import (
     queue,
     rounds,
     selections,
+    sessions,
     videos,
+    web,
 )
 from curator.config import Settings, load_settings
 from curator.jobs import JobRunner, ThreadJobRunner
@@ -38,6 +42,9 @@ Curation service for video segmentation datasets.
   `curator keys create --role admin|annotator|viewer [--project ID]`. Roles: `viewer` reads,
   `annotator` also claims and submits tasks, `admin` also manages projects, uploads, selections,
   propagation and exports. A key without a project holds its role on every project.
+* **Browser**: the labelling page at `/` signs in with `POST /session {key}` and then sends an
+  HttpOnly session cookie instead of the header; with the cookie, POST/PUT/PATCH/DELETE need the
+  session's `X-CSRF-Token` header (else `403 csrf_failed`).
 * **Jobs**: uploads, embedding, selection and propagation answer `202` with a job; poll `GET /jobs/{id}`.
   A job identical to one still queued returns that one; a project with `max_queued_jobs` queued jobs
   gets `429 too_many_jobs`. A full disk is `507 insufficient_storage` (nothing is stored).
@@ -94,7 +101,8 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
             {"name": "videos", "description": "Uploads and server-side paths; each starts an ingest job."},
             {"name": "jobs", "description": "Long work: ingest, embed, select, propagate."},
             {"name": "selections", "description": "Pick keyframes worth labelling; picks become tasks."},
-            {"name": "queue", "description": "Pull-based labelling: claim, read, submit, release."},
+            {"name": "queue", "description": "Pull-based labelling: claim, read, submit, release, reopen, reject."},
+            {"name": "categories", "description": "The label schema: categories and each object's category."},
             {"name": "frames", "description": "Frame images and their masks."},
             {"name": "propagation", "description": "Carry human masks to neighbouring frames."},
             {"name": "exports", "description": "COCO, DAVIS and YouTube-VIS, streamed."},
@@ -107,8 +115,13 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     app.state.write_lock = threading.Lock()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, json_max_bytes=settings.json_max_bytes)
-    for module in (projects, videos, jobs, selections, queue, frames, propagation, exports, rounds, predictions):
+    for module in (
+        projects, videos, jobs, selections, queue, categories, frames, propagation, exports, rounds, predictions,
+    ):
         app.include_router(module.router)
+    app.include_router(sessions.router)
+    app.include_router(web.router)
+    app.mount(web.STATIC_PREFIX, StaticFiles(directory=web.WEB_ROOT), name="static")
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
@@ -122,9 +135,13 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
 
     @app.get("/docs", include_in_schema=False)
     def docs(_principal: PrincipalDep) -> HTMLResponse:
-        """Swagger UI (any valid key). The document is inlined: the page's own fetch would carry no key."""
+        """Swagger UI (any valid key or a signed-in browser), from the copy shipped under
+        ``api/web/vendor`` (it works offline). The document is inlined: the page's own fetch would carry no key."""
+        vendor = f"{web.STATIC_PREFIX}/vendor/swagger-ui"
         return get_swagger_ui_html(
-            openapi_url="/openapi.json", title="curator API", swagger_ui_parameters={"spec": app.openapi()}
+            openapi_url="/openapi.json", title="curator API", swagger_ui_parameters={"spec": app.openapi()},
+            swagger_js_url=f"{vendor}/swagger-ui-bundle.js", swagger_css_url=f"{vendor}/swagger-ui.css",
+            swagger_favicon_url=f"{web.STATIC_PREFIX}/favicon.svg",
         )
 
     return app

@@ -3,23 +3,74 @@
 A key looks like ``cur_<43 url-safe chars>``; only its SHA-256 is stored. Roles are ordered
 ``viewer < annotator < admin``; a key holds its role on one project, or on every project when it
 has none (a *global* key, needed to create projects).
+
+A browser signs in once with a key (``POST /session``) and then acts for that key through a session
+cookie; requests that change state with the cookie must echo the session's CSRF token in
+:data:`CSRF_HEADER` (see :func:`api.deps.get_principal`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from curator.store.keys import KEY_PREFIX, create_key, hash_key, key_by_secret, list_keys, revoke_key
+from curator.store.keys import (
+    KEY_PREFIX,
+    SESSION_PREFIX,
+    LiveSession,
+    create_key,
+    hash_key,
+    key_by_secret,
+    list_keys,
+    revoke_key,
+    session_by_token,
+)
 from curator.store.models import ROLES
 
-__all__ = ["KEY_PREFIX", "Principal", "create_key", "find_key", "hash_key", "list_keys", "revoke_key"]
+__all__ = [
+    "CSRF_HEADER",
+    "KEY_PREFIX",
+    "SESSION_COOKIE",
+    "Principal",
+    "create_key",
+    "find_key",
+    "find_session",
+    "hash_key",
+    "list_keys",
+    "looks_like_session",
+    "revoke_key",
+]
+
+#: The cookie that carries a browser session token (``POST /session`` sets it: HttpOnly, SameSite=Strict).
+SESSION_COOKIE = "curator_session"
+#: The header a cookie-authenticated request that changes state must carry, equal to the session's CSRF token.
+CSRF_HEADER = "X-CSRF-Token"
+#: The shape of a session token (``cus_`` and 43 url-safe characters): checked before any database look-up.
+SESSION_TOKEN = re.compile(re.escape(SESSION_PREFIX) + r"[A-Za-z0-9_-]{43}")
+
+
+def looks_like_session(token: str | None) -> bool:
+    """Whether ``token`` has the shape of a session token (a cheap check; it may still be unknown)."""
+    return token is not None and SESSION_TOKEN.fullmatch(token) is not None
+
 
 def find_key(session: Session, secret: str) -> Principal | None:
     """The caller behind a live (not revoked) key whose secret is ``secret``, or ``None``."""
     found = key_by_secret(session, secret)
     return None if found is None else Principal(key_id=found[0], role=found[1], project_id=found[2])
+
+
+def find_session(session: Session, token: str) -> tuple[Principal, LiveSession] | None:
+    """The caller behind a live browser session token, and the session; ``None`` when the token is
+    malformed, unknown, expired, or its key was revoked."""
+    if not looks_like_session(token):
+        return None
+    live = session_by_token(session, token)
+    if live is None:
+        return None
+    return Principal(key_id=live.key_id, role=live.role, project_id=live.project_id), live
 
 
 @dataclass(frozen=True)

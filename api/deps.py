@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -11,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.auth import Principal, find_key
+from api.auth import CSRF_HEADER, SESSION_COOKIE, Principal, find_key, find_session
 from api.errors import ApiError
 from curator.config import Settings
 from curator.jobs.base import JobRunner
@@ -75,21 +76,52 @@ async def get_session(workspace: WorkspaceDep) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+#: Methods that change state: with a session cookie they must carry the session's CSRF token.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 def get_principal(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller's key from ``Authorization: Bearer <key>``.
+    """The caller's key: from ``Authorization: Bearer <key>`` (scripts), else from the browser session
+    cookie (the labelling page, signed in with ``POST /session``).
+
+    A request authenticated by the cookie that changes state (POST, PUT, PATCH, DELETE) must carry
+    the session's CSRF token in ``X-CSRF-Token``: another site can make a browser send the cookie,
+    but cannot read the token (SameSite=Strict already keeps the cookie off cross-site requests;
+    the token also covers same-site pages that are not ours). A bearer header needs no CSRF token:
+    browsers never add one by themselves.
 
     Raises:
-        ApiError: 401 ``unauthorized`` when the header is missing or the key unknown or revoked.
+        ApiError: 401 ``unauthorized`` when neither a live key nor a live session is given; 403
+            ``csrf_failed`` for a cookie request that changes state without the matching token.
     """
     challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None or not credentials.credentials:
+    if credentials is not None and credentials.credentials:
+        principal = find_key(session, credentials.credentials)
+        if principal is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key", challenge)
+        return principal
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", challenge)
-    principal = find_key(session, credentials.credentials)
-    if principal is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key", challenge)
+    found = find_session(session, token)
+    if found is None:
+        raise ApiError(
+            401, "unauthorized", "the browser session has ended (expired, signed out or its key revoked); sign in again",
+            challenge,
+        )
+    principal, live = found
+    if request.method in UNSAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), live.csrf_token.encode()):
+            raise ApiError(
+                403, "csrf_failed",
+                f"a request that changes state with the session cookie needs the session's {CSRF_HEADER} header "
+                "(from POST /session or GET /session)",
+            )
     return principal
 
 

@@ -7,8 +7,9 @@ buffered or parsed, and its connection is closed so the rest of it is not read e
 
 The limit depends on who seems to be calling, by a check that costs nothing (no database):
 
-* no ``Authorization: Bearer`` header: :data:`ANONYMOUS_MAX_BYTES` (64 KiB), since such a request
-  can only end in 401 and its body should cost nothing;
+* no ``Authorization: Bearer`` header and no cookie shaped like a browser session token:
+  :data:`ANONYMOUS_MAX_BYTES` (64 KiB), since such a request can only end in 401 (or, for
+  ``POST /session``, carries one key) and its body should cost nothing;
 * otherwise ``json_max_bytes`` (setting, 32 MiB by default), which bounds the JSON FastAPI reads and
   parses on the event loop (routes are sync, but FastAPI parses the body in the loop before handing
   it to a worker thread): at 32 MiB that is well under a second of parsing and a bounded amount of
@@ -16,7 +17,8 @@ The limit depends on who seems to be calling, by a check that costs nothing (no 
 * video uploads (``POST /projects/{id}/videos``) from a caller with a key are left to their own
   streaming limit ``upload_max_bytes`` (:mod:`api.uploads`), which writes to disk, never to memory.
 
-A caller sending a header with a wrong key gets the ``json_max_bytes`` limit, then 401.
+A caller sending a header with a wrong key (or a well-formed but unknown session cookie) gets the
+``json_max_bytes`` limit, then 401.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import SESSION_COOKIE, SESSION_TOKEN
 from api.errors import error_body
 
 ANONYMOUS_MAX_BYTES = 64 * 1024
@@ -33,11 +36,25 @@ ANONYMOUS_MAX_BYTES = 64 * 1024
 STREAMED_UPLOADS: tuple[tuple[str, re.Pattern[str]], ...] = (("POST", re.compile(r"^/projects/[^/]+/videos/?$")),)
 
 
+#: A cookie header holding a session-shaped ``curator_session`` value.
+_SESSION_COOKIE = re.compile(
+    rb"(?:^|;)\s*" + re.escape(SESSION_COOKIE.encode()) + rb"=" + SESSION_TOKEN.pattern.encode() + rb"\s*(?:;|$)"
+)
+
+
 def _has_bearer(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             scheme, _, credentials = bytes(value).partition(b" ")
             return scheme.lower() == b"bearer" and bool(credentials.strip())
+    return False
+
+
+def _has_session_cookie(scope: Scope) -> bool:
+    """Whether a ``Cookie`` header holds a value shaped like a session token (no database look-up)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie" and _SESSION_COOKIE.search(bytes(value)):
+            return True
     return False
 
 
@@ -56,8 +73,9 @@ class BodyLimitMiddleware:
 
     Args:
         app: The ASGI application to wrap.
-        json_max_bytes: Limit for callers that send a bearer key (except streamed video uploads).
-        anonymous_max_bytes: Limit for callers without an ``Authorization: Bearer`` header.
+        json_max_bytes: Limit for callers that send a bearer key or a session cookie (except streamed
+            video uploads).
+        anonymous_max_bytes: Limit for callers with neither.
     """
 
     def __init__(self, app: ASGIApp, json_max_bytes: int, anonymous_max_bytes: int = ANONYMOUS_MAX_BYTES) -> None:
@@ -67,7 +85,7 @@ class BodyLimitMiddleware:
 
     def limit_for(self, scope: Scope) -> int | None:
         """The byte limit of this request's body, or ``None`` when a route enforces its own."""
-        if not _has_bearer(scope):
+        if not (_has_bearer(scope) or _has_session_cookie(scope)):
             return self.anonymous_max_bytes
         method, path = scope.get("method", ""), scope.get("path", "")
         if any(method == m and pattern.match(path) for m, pattern in STREAMED_UPLOADS):

@@ -72,7 +72,7 @@ class JobPublic(BaseModel):
 
     id: int
     project_id: int | None
-    kind: Literal["ingest", "embed", "select", "propagate"] | str
+    kind: Literal["ingest", "embed", "select", "propagate", "round", "preannotate"] | str
     state: Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] | str
     progress: ProgressPublic
     params: dict[str, Any]
@@ -208,10 +208,10 @@ class MaskIn(BaseModel):
 
 
 class MaskPublic(BaseModel):
-    """A stored mask with its provenance."""
+    """A stored mask with its provenance (``rejected``: human masks a reviewer sent back)."""
 
     object_id: int
-    source: Literal["human", "propagated", "predicted"] | str
+    source: Literal["human", "propagated", "predicted", "rejected"] | str
     confidence: float
     rle: dict[str, Any]
 
@@ -264,11 +264,68 @@ class SimilarPublic(BaseModel):
 
 
 class TaskDetail(TaskPublic):
-    """A task with its frame, neighbouring frames and pre-annotation (propagated or predicted masks)."""
+    """A task with its frame, neighbouring frames and pre-annotation: the frame's masks of the best
+    source present, human (a reopened task), rejected (a rejected one), propagated, then predicted."""
 
     frame: FrameRef
     neighbours: list[FrameRef]
     pre_annotation: list[MaskPublic]
+    review_note: str | None = Field(default=None, description="Why a reviewer last rejected the submission.")
+
+
+class RejectRequest(BaseModel):
+    """Send a submission back to the queue, with a note for the annotator."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "the left arm is missing"}]})
+
+    note: str = Field(min_length=1, max_length=10_000)
+
+
+class PreannotateRequest(BaseModel):
+    """Pre-annotate queued tasks (default: every open or leased task of the project)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"task_ids": [1, 2, 3]}]})
+
+    task_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=100_000)
+    propagator: str | None = Field(
+        default=None, max_length=100, description="Propagator; default the server's (`auto`)."
+    )
+
+
+class CategoryCreate(BaseModel):
+    """A label category of a project, with its display colour."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "person", "color": "#ff0000"}]})
+
+    name: str = Field(min_length=1, max_length=100)
+    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$", description="`#rrggbb`.")
+
+
+class CategoryPublic(BaseModel):
+    """A category and the object ids that have it."""
+
+    id: int
+    project_id: int
+    name: str
+    color: str
+    objects: list[int]
+
+
+class ObjectCategoryUpdate(BaseModel):
+    """The category of an object (``null`` removes it: the object exports as ``object``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"category_id": 1}]})
+
+    category_id: int | None = Field(ge=1, le=2**62)
+
+
+class ObjectPublic(BaseModel):
+    """An object id of a project (the same object on every frame of a video) and its category."""
+
+    object_id: int
+    category_id: int | None
+    category: str | None
+    color: str | None
 
 
 class QueuePublic(BaseModel):

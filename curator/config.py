@@ -57,8 +57,12 @@ class Settings(BaseSettings):
         selector_package: Dotted name of the package that registers the selectors.
         propagator: Propagator used when none is named; ``auto`` is ``flow+feature`` when the DINOv2
             weights resolve and ``flow`` otherwise (see ``curator.annotate.list_propagators()``).
+        preannotate: Pre-annotate queued tasks: the service queues a ``preannotate`` job after each
+            selection and round that queues tasks, and ``Project.select``/``Project.round`` run it
+            in-process (propagated masks from the video's human keyframes, or a round's masks).
         thumb_side: Longer side of frame thumbnails served by the API.
         image_cache_seconds: ``Cache-Control: max-age`` of frame images (their content never changes).
+        session_hours: How long a browser stays signed in to the labelling page after ``POST /session``.
     """
 
     model_config = SettingsConfigDict(env_prefix="CURATOR_", extra="ignore")
@@ -92,8 +96,10 @@ class Settings(BaseSettings):
     selector: str = "curator"
     selector_package: str = "curator_selectors"
     propagator: str = "auto"
+    preannotate: bool = True
     thumb_side: int = 256
     image_cache_seconds: int = 86400
+    session_hours: float = 12.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -86,10 +86,15 @@ class SelectionResult:
     selection_id: int
     strategy: str
     picks: list[QueuedPick]
+    #: What pre-annotating the queued picks did (:meth:`Project.preannotate`); ``None`` if it did not run.
+    preannotation: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"selection_id": self.selection_id, "strategy": self.strategy, "picks": [asdict(p) for p in self.picks]}
+        out = {"selection_id": self.selection_id, "strategy": self.strategy, "picks": [asdict(p) for p in self.picks]}
+        if self.preannotation is not None:
+            out["preannotation"] = self.preannotation
+        return out
 
 
 @dataclass(frozen=True)
@@ -349,7 +354,8 @@ class Project:
 
     def masks(self, frame_id: int, sources: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """The masks stored on a frame, by object: ``object_id``, ``source`` (``human``, ``propagated``,
-        ``predicted``), ``confidence`` and ``mask`` (bool ``(H, W)``), optionally only from ``sources``."""
+        ``predicted``, ``rejected``), ``confidence`` and ``mask`` (bool ``(H, W)``), optionally only
+        from ``sources``."""
         from curator.annotate.masks import decode_rle
         from curator.store import repo
 
@@ -389,6 +395,7 @@ class Project:
         seed: int | None = None,
         backbone: str | None = None,
         queue: bool = True,
+        preannotate: bool | None = None,
     ) -> SelectionResult:
         """Pick ``budget`` frames worth labelling with a selector and store the selection.
 
@@ -399,6 +406,8 @@ class Project:
             seed: Random seed (default the settings').
             backbone: Use the embeddings of this backbone (default: the best the project has).
             queue: Queue every pick as a labelling task.
+            preannotate: Pre-annotate the queued tasks here and now (:meth:`preannotate`; default the
+                ``preannotate`` setting). The service passes False and runs a ``preannotate`` job instead.
 
         Raises:
             UnknownNameError: For an unknown selector.
@@ -419,10 +428,13 @@ class Project:
         if queue:
             with self.workspace.db.session() as session:
                 tasks = repo.create_tasks(session, self.id, selection_id, [(p.frame_id, p.reason) for p in picks])
+        wanted = settings.preannotate if preannotate is None else preannotate
+        done = self.preannotate(sorted(set(tasks.values()))) if wanted and tasks else None
         return SelectionResult(
             selection_id,
             name,
             [QueuedPick(**asdict(p), task_id=tasks.get(p.frame_id)) for p in picks],
+            done,
         )
 
     def tasks(self) -> dict[str, int]:
@@ -482,6 +494,98 @@ class Project:
 
         with self.workspace.db.session() as session:
             return repo.release_task(session, task_id, owner)
+
+    def _task(self, session: Any, task_id: int) -> Any:
+        from curator.store import repo
+
+        found = repo.task_with_frame(session, task_id)
+        if found is None or found[0].project_id != self.id:
+            raise repo.NotFoundError(f"no task {task_id} in project {self.name!r}")
+        return found[0]
+
+    def reopen(self, task_id: int) -> bool:
+        """Put a done task back in the queue (``open``). Its human masks stay: still the frame's label
+        and the task's pre-annotation until a new submission replaces them.
+
+        Returns:
+            False if the task is not done.
+
+        Raises:
+            NotFoundError: For a task not of this project.
+        """
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            self._task(session, task_id)
+            return repo.reopen_task(session, task_id)
+
+    def reject(self, task_id: int, note: str) -> bool:
+        """Send a done task's submission back to the queue with a reviewer's ``note``.
+
+        The task becomes ``open`` with ``review_note``; the frame's human masks become ``rejected``:
+        no longer a label (not exported, propagated or trained on), shown as the task's pre-annotation
+        until a new submission replaces them.
+
+        Returns:
+            False if the task is not done.
+
+        Raises:
+            NotFoundError: For a task not of this project.
+        """
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            self._task(session, task_id)
+            return repo.reject_task(session, task_id, note)
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        """One task: ``id``, ``frame_id``, ``state`` (an expired lease reads ``open``), ``reason``,
+        ``review_note`` and ``pre_annotation`` (masks as ``object_id``, ``source``, ``confidence``,
+        ``rle``; see :func:`curator.store.repo.pre_annotation`)."""
+        import time
+
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            task = self._task(session, task_id)
+            state = task.state
+            if state == "leased" and (task.lease_expires_at or 0) < time.time():
+                state = "open"
+            return {
+                "id": task.id, "frame_id": task.frame_id, "state": state, "reason": task.reason,
+                "review_note": task.review_note,
+                "pre_annotation": [
+                    {"object_id": a.object_id, "source": a.source, "confidence": a.confidence, "rle": a.rle}
+                    for a in repo.pre_annotation(session, task.frame_id)
+                ],
+            }
+
+    def preannotate(
+        self,
+        task_ids: Sequence[int] | None = None,
+        *,
+        propagator: str | None = None,
+        progress: StagedProgress | None = None,
+    ) -> dict[str, Any]:
+        """Give open and leased tasks a pre-annotation where one can be had without a human on their
+        frame: the frame's propagated or predicted masks when it has some, else masks propagated from
+        its video's human keyframes (over the stretch of video those frames need only).
+
+        Args:
+            task_ids: Tasks (default every open or leased task of the project).
+            propagator: Propagator name (default the settings'); built only if something is to propagate.
+            progress: Staged progress callback.
+
+        Returns:
+            ``tasks``, ``pre_annotated``, ``already``, ``filled``, ``videos``, ``propagator`` and
+            ``reason`` (why some have none: ``no human masks yet`` on a project without labels); see
+            :func:`curator.labels.preannotate.preannotate_tasks`.
+        """
+        from curator.labels.preannotate import preannotate_tasks
+
+        return preannotate_tasks(
+            self.workspace, self.id, task_ids, lambda: self.home.propagator(propagator), progress=progress
+        )
 
     def label(self, frame_id: int, masks: MaskInput) -> int:
         """Store human masks on a frame directly (no task needed); its open task, if any, is done.
@@ -575,6 +679,7 @@ class Project:
         strategy: str | None = None,
         *,
         progress: StagedProgress | None = None,
+        preannotate: bool | None = None,
         **params: Any,
     ) -> dict[str, Any]:
         """One retrain-and-reselect round: propagate, train the proxy, score, queue the next ``budget``.
@@ -583,6 +688,8 @@ class Project:
             budget: Frames to queue next.
             strategy: Selector (default the settings').
             progress: Staged progress callback.
+            preannotate: Pre-annotate the queued tasks afterwards (default the ``preannotate``
+                setting); the summary then has ``preannotation``.
             **params: ``steps``, ``propagator``, ``seed``, ``selector_params``, ... (see
                 :func:`curator.train.job.run_project_round`); ``None`` values mean the defaults.
 
@@ -592,9 +699,70 @@ class Project:
         from curator.train.job import run_project_round
 
         values = {**params, "budget": budget, "strategy": strategy}
-        return run_project_round(
+        result = run_project_round(
             self.workspace, self.id, {k: v for k, v in values.items() if v is not None}, progress=progress
         )
+        wanted = self.home.settings.preannotate if preannotate is None else preannotate
+        task_ids = sorted({int(p["task_id"]) for p in result.get("picks", []) if p.get("task_id") is not None})
+        if wanted and task_ids:
+            result["preannotation"] = self.preannotate(task_ids, propagator=params.get("propagator"))
+        return result
+
+    # --- label schema: categories and objects ---------------------------------------------------
+
+    def categories(self) -> list[dict[str, Any]]:
+        """The project's categories by id: ``id``, ``name``, ``color`` (``#rrggbb``) and ``objects``
+        (the object ids that have it). Without any, exports use one category ``object``."""
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            objects = repo.object_categories(session, self.id)
+            return [
+                {"id": c.id, "name": c.name, "color": c.color,
+                 "objects": sorted(o for o, cat in objects.items() if cat == c.id)}
+                for c in repo.project_categories(session, self.id)
+            ]
+
+    def add_category(self, name: str, color: str) -> dict[str, Any]:
+        """Add a category (``color`` as ``#rrggbb``); returns it as :meth:`categories` lists it.
+
+        Raises:
+            ValueError: For an empty or too long name or a bad colour.
+            DuplicateNameError: If the project has a category of that name (a ``ValueError``).
+        """
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            row = repo.add_category(session, self.id, name, color)
+            return {"id": row.id, "name": row.name, "color": row.color, "objects": []}
+
+    def set_object_category(self, object_id: int, category_id: int | None) -> dict[str, Any]:
+        """Give object ``object_id`` (1..255, the same object on every frame of a video) a category of
+        this project; ``None`` removes it (the object then exports as ``object``).
+
+        Returns:
+            ``{"object_id", "category_id"}``.
+
+        Raises:
+            ValueError: For an object id outside 1..255.
+            NotFoundError: For a category not of this project.
+        """
+        from curator.store import repo
+
+        if not 1 <= int(object_id) <= 255:
+            raise ValueError(f"object ids are 1..255, got {object_id}")
+        with self.workspace.db.session() as session:
+            if category_id is not None and repo.category_of_project(session, self.id, int(category_id)) is None:
+                raise repo.NotFoundError(f"no category {category_id} in project {self.name!r}")
+            repo.set_object_category(session, self.id, int(object_id), None if category_id is None else int(category_id))
+        return {"object_id": int(object_id), "category_id": category_id}
+
+    def objects(self) -> dict[int, int]:
+        """Object id to category id, for the objects that have a category."""
+        from curator.store import repo
+
+        with self.workspace.db.session() as session:
+            return repo.object_categories(session, self.id)
 
     def similar(self, frame_id: int, k: int = 10, *, backbone: str | None = None) -> list[tuple[int, float]]:
         """Frames most like ``frame_id`` by the project's FAISS index: ``(frame_id, cosine)``, best first."""

@@ -91,6 +91,11 @@ def test_round_end_to_end_over_http(tmp_path: Path) -> None:
             sources = {m["source"] for m in client.get(f"/frames/{frame_id}/annotations", headers=admin).json()["masks"]}
             assert sources <= {"propagated", "predicted"} and sources, frame_id
         assert client.get(f"/projects/{pid}/queue", headers=admin).json()["open"] == 3
+        # the queued tasks are pre-annotated by a follow-up job: a round left masks on every frame it scored
+        pre = wait_job(client, result["preannotate_job"], admin, timeout=120)
+        assert pre["state"] == "succeeded" and pre["result"]["tasks"] == 3, pre
+        with_masks = [p for p in result["picks"] if client.get(f"/tasks/{p['task_id']}", headers=admin).json()["pre_annotation"]]
+        assert pre["result"]["pre_annotated"] == len(with_masks)
         rounds = client.get(f"/projects/{pid}/rounds", headers=admin).json()
         assert [r["number"] for r in rounds] == [1] and rounds[0]["state"] == "succeeded"
         assert rounds[0]["timings"]["train"] > 0 and rounds[0]["metrics"]["train_loss_last"] < rounds[0]["metrics"]["train_loss_first"]

@@ -51,7 +51,20 @@ def test_settings_reject_unknown_keys(tmp_path: Path) -> None:
         load_settings(config)
 
 
-def test_shipped_configs_load() -> None:
+def test_shipped_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import yaml
+
+    for name in [n for n in os.environ if n.startswith("CURATOR_")]:
+        monkeypatch.delenv(name)  # the files' own values, not the environment's
     root = Path(__file__).resolve().parents[1] / "configs"
-    for path in sorted(root.glob("*.yaml")):
-        load_settings(path)
+    paths = sorted(root.glob("*.yaml"))
+    assert {"default.yaml", "fast.yaml"} <= {p.name for p in paths}
+    for path in paths:
+        settings = load_settings(path)
+        values = yaml.safe_load(path.read_text())
+        assert values, path
+        for key, value in values.items():  # every value in the file is the one the settings carry
+            got = getattr(settings, key)
+            assert (got == Path(value) if isinstance(got, Path) else got == value), (path.name, key, value, got)

@@ -1,10 +1,11 @@
-"""The labelling queue: claim (lease) tasks, read one with its pre-annotation, submit, release."""
+"""The labelling queue: claim (lease) tasks, read one with its pre-annotation, submit, release, reopen
+a done task, reject a submission back into the queue, and pre-annotate queued tasks (a job)."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from api.auth import Principal
@@ -16,8 +17,11 @@ from api.schemas import (
     ClaimPublic,
     ClaimRequest,
     FrameRef,
+    JobPublic,
     MaskPublic,
+    PreannotateRequest,
     QueuePublic,
+    RejectRequest,
     SubmitPublic,
     SubmitRequest,
     TaskDetail,
@@ -100,10 +104,15 @@ def read_task(
     principal: PrincipalDep,
     neighbours: int = Query(default=2, ge=0, le=20, description="Stored frames to list on each side."),
 ) -> TaskDetail:
-    """A task: its frame's image URL, neighbouring frames, and the pre-annotation (propagated or
-    predicted masks as COCO RLE with confidence)."""
+    """A task: its frame's image URL, neighbouring frames, the pre-annotation (COCO RLE with
+    confidence: the frame's masks of the best source present, human for a reopened task, rejected
+    for a rejected one, else propagated or predicted) and the last reviewer's note."""
     task, frame = _task_for(session, principal, task_id, "viewer")
-    pre = repo.frame_annotations(session, frame.id, ("propagated", "predicted"))
+    return _detail(session, task, frame, neighbours)
+
+
+def _detail(session: Session, task: Task, frame: Frame, neighbours: int) -> TaskDetail:
+    pre = repo.pre_annotation(session, frame.id)
     state = task.state
     if state == "leased" and (task.lease_expires_at or 0) < time.time():
         state = "open"
@@ -116,6 +125,7 @@ def read_task(
         pre_annotation=[
             MaskPublic(object_id=a.object_id, source=a.source, confidence=a.confidence, rle=a.rle) for a in pre
         ],
+        review_note=task.review_note,
     )
 
 
@@ -195,3 +205,74 @@ def release(task_id: Id, session: SessionDep, principal: PrincipalDep, write_loc
     if not released:
         raise _lease_problem(session, task_id, principal.key_id)
     return view
+
+
+def _not_done(task: Task) -> ApiError:
+    return ApiError(409, "task_not_done", f"task {task.id} is {task.state}, not done: only a submission can go back")
+
+
+@router.post("/tasks/{task_id}/reopen", response_model=TaskDetail, responses=errors(401, 403, 404, 409, 422))
+def reopen(task_id: Id, session: SessionDep, principal: PrincipalDep, write_lock: WriteLockDep) -> TaskDetail:
+    """Put a done task back in the queue (an admin, or the annotator who submitted it). It is ``open``
+    again; its human masks stay the frame's label and are its pre-annotation until resubmitted.
+    409 ``task_not_done`` for a task that is not done."""
+    task, frame = _task_for(session, principal, task_id, "annotator")
+    if not principal.allows("admin", task.project_id) and task.submitted_by != principal.key_id:
+        raise ApiError(403, "forbidden", f"only an admin or the annotator who submitted task {task_id} may reopen it")
+    if task.state != "done":
+        raise _not_done(task)
+    with write_lock:
+        reopened = repo.reopen_task(session, task_id)
+        session.commit()
+    session.refresh(task)
+    if not reopened:
+        raise _not_done(task)
+    return _detail(session, task, frame, 2)
+
+
+@router.post("/tasks/{task_id}/reject", response_model=TaskDetail, responses=errors(401, 403, 404, 409, 422))
+def reject(
+    task_id: Id, body: RejectRequest, session: SessionDep, principal: PrincipalDep, write_lock: WriteLockDep
+) -> TaskDetail:
+    """Reject a submission back into the queue with a note (admin): the task is ``open`` with
+    ``review_note``; the frame's human masks become ``rejected`` (not exported, propagated or trained
+    on) and are the task's pre-annotation until resubmitted. 409 ``task_not_done`` for a task that
+    is not done."""
+    task, frame = _task_for(session, principal, task_id, "admin")
+    if task.state != "done":
+        raise _not_done(task)
+    with write_lock:
+        rejected = repo.reject_task(session, task_id, body.note)
+        session.commit()
+    session.refresh(task)
+    if not rejected:
+        raise _not_done(task)
+    return _detail(session, task, frame, 2)
+
+
+@router.post(
+    "/projects/{project_id}/preannotate", status_code=202, response_model=JobPublic,
+    responses=errors(400, 401, 403, 404, 422, 429, 507),
+)
+def preannotate(
+    project_id: Id,
+    body: PreannotateRequest,
+    response: Response,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+) -> JobPublic:
+    """Start a ``preannotate`` job (admin): queued tasks (``task_ids``, or every open or leased one)
+    without a pre-annotation get masks propagated from their video's human keyframes. Selections
+    and rounds queue one by themselves for the tasks they queue."""
+    from curator.jobs.handlers import propagator_names
+
+    project_for(session, principal, project_id, "admin")
+    if body.propagator is not None and body.propagator not in ("auto", *propagator_names()):
+        names = ", ".join(("auto", *propagator_names()))
+        raise ApiError(422, "unknown_propagator", f"unknown propagator {body.propagator!r}; valid: {names}")
+    params = {"task_ids": None if body.task_ids is None else sorted(set(body.task_ids)), "propagator": body.propagator}
+    job = start_job(session, runner, "preannotate", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job_public(job)

@@ -1,8 +1,9 @@
-"""The ``curator`` command line (typer): ingest, embed, select, projects, demo, serve, round, bench, keys.
+"""The ``curator`` command line (typer): ingest, embed, select, the queue, categories, projects, demo,
+serve, round, bench, keys.
 
 The CLI is the composition root. Each topic module holds its commands (``data``, ``select``,
-``demo``, ``service``, ``rounds``, ``bench``) and ``common`` the shared options and helpers; this
-module builds ``app`` from them. Nothing here imports ``api`` or ``curator_selectors``: the service
+``labels``, ``categories``, ``demo``, ``service``, ``rounds``, ``bench``) and ``common`` the shared
+options and helpers; this module builds ``app`` from them. Nothing here imports ``api`` or ``curator_selectors``: the service
 is started by its import string and selectors come from :func:`curator.cli.common.make_selector`.
 Heavy libraries are imported inside the commands so ``curator --help`` is fast.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from curator.cli import bench, data, demo, labels, rounds, select, service
+from curator.cli import bench, categories, data, demo, labels, rounds, select, service
 
 app = typer.Typer(
     name="curator",
@@ -27,7 +28,11 @@ app.command()(labels.tasks)
 app.command()(labels.claim)
 app.command()(labels.submit)
 app.command()(labels.release)
+app.command()(labels.reopen)
+app.command()(labels.reject)
+app.command()(labels.preannotate)
 app.command("import")(labels.import_)
+app.add_typer(categories.categories_app, name="categories")
 app.command()(labels.propagate)
 app.command("round")(rounds.round_)
 app.command()(labels.export)

@@ -1,5 +1,5 @@
-"""Labelling from the shell: the queue (tasks, claim, submit, release), mask import, propagation,
-export, "frames like this one", and jobs. Each command is a thin call into :class:`curator.project.Project`."""
+"""Labelling from the shell: the queue (tasks, claim, submit, release, reopen, reject, preannotate),
+mask import, propagation, export, "frames like this one", and jobs. Each command is a thin call into :class:`curator.project.Project`."""
 
 from __future__ import annotations
 
@@ -86,6 +86,52 @@ def release(
         if not p.release(task_id):
             raise fail(f"task {task_id} is not leased by you")
     typer.echo(f"task {task_id} released")
+
+
+def reopen(
+    task_id: Annotated[int, typer.Argument(help="A done task.")],
+    project: ProjectOpt = "default",
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Put a done task back in the queue; its human masks stay as its pre-annotation until resubmitted."""
+    with open_project(home, config, project) as p:
+        if not p.reopen(task_id):
+            raise fail(f"task {task_id} is not done")
+    typer.echo(f"task {task_id} reopened")
+
+
+def reject(
+    task_id: Annotated[int, typer.Argument(help="A done task.")],
+    note: Annotated[str, typer.Option("--note", help="Why, for the annotator (shown with the task).")],
+    project: ProjectOpt = "default",
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Reject a submission back into the queue with a note; its masks become `rejected` (kept as the
+    task's pre-annotation, no longer exported, propagated or trained on)."""
+    if not note.strip():
+        raise fail("--note must say why")
+    with open_project(home, config, project) as p:
+        if not p.reject(task_id, note):
+            raise fail(f"task {task_id} is not done")
+    typer.echo(f"task {task_id} rejected")
+
+
+def preannotate(
+    task: Annotated[list[int] | None, typer.Option("--task", help="A task id (repeat; default every open task).")] = None,
+    propagator: Annotated[str | None, typer.Option(help="Propagator (default the settings').")] = None,
+    project: ProjectOpt = "default",
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Give queued tasks a pre-annotation: masks propagated from their video's human keyframes, where
+    their frame has none yet (selections and rounds do this by themselves)."""
+    with open_project(home, config, project) as p, progress_bars() as bars:
+        result = p.preannotate(task or None, propagator=propagator, progress=bars)
+    _emit(result, as_json, f"{result['pre_annotated']} of {result['tasks']} tasks pre-annotated"
+          + (f" ({result['reason']})" if result["reason"] else ""))
 
 
 def import_(

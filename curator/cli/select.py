@@ -20,6 +20,13 @@ def select(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Use embeddings of this backbone (default: best available).")] = None,
     queue: Annotated[bool, typer.Option("--queue/--no-queue", help="Queue every pick as a labelling task.")] = True,
+    preannotate: Annotated[
+        bool | None,
+        typer.Option(
+            "--preannotate/--no-preannotate",
+            help="Pre-annotate the queued tasks from their videos' human masks (default the settings').",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the picks as JSON.")] = False,
     home: HomeOpt = None,
     config: ConfigOpt = None,
@@ -35,13 +42,19 @@ def select(
     if settings_params is not None and not isinstance(settings_params, dict):
         raise fail("--params must be a JSON object")
     with open_project(home, config, project) as target:
-        result = target.select(budget, strategy, params=settings_params, seed=seed, backbone=backbone, queue=queue)
+        result = target.select(
+            budget, strategy, params=settings_params, seed=seed, backbone=backbone, queue=queue, preannotate=preannotate
+        )
         paths = {p.frame_id: str(target.image_path(p.frame_id)) for p in result.picks}
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
     queued = sum(p.task_id is not None for p in result.picks)
     typer.echo(f"selection {result.selection_id}: {len(result.picks)} frames by {result.strategy}, {queued} queued")
+    if result.preannotation is not None:
+        pre = result.preannotation
+        typer.echo(f"  {pre['pre_annotated']} of {pre['tasks']} tasks pre-annotated"
+                   + (f" ({pre['reason']})" if pre["reason"] else ""))
     for p in result.picks:
         task = f"task {p.task_id}" if p.task_id is not None else "not queued"
         typer.echo(

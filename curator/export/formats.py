@@ -6,6 +6,13 @@ an export never holds every frame or mask of a project in memory.
 
 ``include="human"`` exports human masks only; ``include="all"`` takes, per frame, the masks of the
 best source present (human over propagated over predicted).
+
+Categories: a project without categories exports one category, ``object`` (id 1), for every mask.
+A project with categories (:class:`curator.store.models.Category`) exports them under their ids,
+and each mask gets its object's category (:class:`curator.store.models.ObjectCategory`); objects
+without one get the project's category named ``object`` if it has one, else an extra category
+``object`` with id 0, listed only when such an object is exported. The DAVIS zip carries the same
+as ``palette.json``: the categories, and per object id its category and PNG palette colour.
 """
 
 from __future__ import annotations
@@ -22,13 +29,71 @@ from typing import Any
 from sqlalchemy import case, select, union
 from sqlalchemy.orm import Session
 
-from curator.store.models import Annotation, Frame, Project, Task, Video, utcnow
+from curator.store.models import Annotation, Category, Frame, ObjectCategory, Project, Task, Video, utcnow
 from curator.store.repo import video_folder
 from curator.workspace import Workspace
 
 SOURCES = {"human": ("human",), "all": ("human", "propagated", "predicted")}
-CATEGORY = {"id": 1, "name": "object", "supercategory": "object"}
+CATEGORY: dict[str, Any] = {"id": 1, "name": "object", "supercategory": "object"}
+#: The category of objects without one, in a project that has categories but none named ``object``.
+UNASSIGNED: dict[str, Any] = {"id": 0, "name": "object", "supercategory": "object"}
 _CHUNK = 500
+
+
+@dataclass(frozen=True)
+class LabelSchema:
+    """The categories an export lists, and the category of each object id."""
+
+    categories: list[dict[str, Any]]
+    of_object: dict[int, int]
+    default_id: int
+
+    def category_id(self, object_id: int) -> int:
+        """The category id of ``object_id`` (the default for objects without one)."""
+        return self.of_object.get(object_id, self.default_id)
+
+    def legend(self, object_ids: Any) -> dict[str, dict[str, Any]]:
+        """Per object id (as a string): ``category_id``, ``category`` (name), ``color`` (the category's
+        ``#rrggbb``, ``None`` for the default ``object``) and ``palette_color`` (its DAVIS PNG index colour)."""
+        from curator.annotate.masks import DAVIS_PALETTE
+
+        by_id = {c["id"]: c for c in self.categories}
+        out = {}
+        for object_id in sorted(object_ids):
+            category = by_id.get(self.category_id(object_id), CATEGORY)
+            rgb = DAVIS_PALETTE[3 * object_id : 3 * object_id + 3] if 0 <= object_id < 256 else [0, 0, 0]
+            out[str(object_id)] = {
+                "category_id": category["id"], "category": category["name"], "color": category.get("color"),
+                "palette_color": "#{:02x}{:02x}{:02x}".format(*rgb),
+            }
+        return out
+
+
+def _label_schema(session: Session, project_id: int, include: str) -> LabelSchema:
+    """The project's categories as exported (see the module docstring)."""
+    rows = list(session.scalars(select(Category).where(Category.project_id == project_id).order_by(Category.id)))
+    if not rows:
+        return LabelSchema([CATEGORY], {}, CATEGORY["id"])
+    of_object = {
+        int(o): int(c)
+        for o, c in session.execute(
+            select(ObjectCategory.object_id, ObjectCategory.category_id).where(ObjectCategory.project_id == project_id)
+        )
+    }
+    categories = [{"id": c.id, "name": c.name, "supercategory": "object", "color": c.color} for c in rows]
+    default = next((c.id for c in rows if c.name == UNASSIGNED["name"]), None)
+    if default is not None:
+        return LabelSchema(categories, of_object, default)
+    exported = session.scalars(
+        select(Annotation.object_id)
+        .join(Frame, Frame.id == Annotation.frame_id)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.project_id == project_id, Annotation.source.in_(SOURCES[include]))
+        .distinct()
+    )
+    if any(int(o) not in of_object for o in exported):
+        categories.insert(0, dict(UNASSIGNED))
+    return LabelSchema(categories, of_object, int(UNASSIGNED["id"]))
 
 
 @dataclass(frozen=True)
@@ -122,7 +187,8 @@ def coco(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes]
         project = session.get(Project, project_id)
         info = {"description": f"curator project {project.name if project else project_id}",
                 "date_created": utcnow().isoformat(), "include": include}
-        yield (f'{{"info": {json.dumps(info)}, "licenses": [], "categories": {json.dumps([CATEGORY])}, '
+        schema = _label_schema(session, project_id, include)
+        yield (f'{{"info": {json.dumps(info)}, "licenses": [], "categories": {json.dumps(schema.categories)}, '
                '"images": [').encode()
         sep = ""
         for f in _frames(session, project_id, include):
@@ -134,7 +200,8 @@ def coco(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes]
         sep = ""
         for m in _masks(session, project_id, include):
             area, bbox = _area_bbox(m.rle)
-            ann = {"id": m.id, "image_id": m.frame_id, "category_id": 1, "segmentation": m.rle, "area": area,
+            ann = {"id": m.id, "image_id": m.frame_id, "category_id": schema.category_id(m.object_id),
+                   "segmentation": m.rle, "area": area,
                    "bbox": bbox, "iscrowd": 0, "object_id": m.object_id, "source": m.source,
                    "confidence": m.confidence}
             yield (sep + json.dumps(ann)).encode()
@@ -165,7 +232,9 @@ class _Chunks(io.RawIOBase):
 
 def davis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes]:
     """A zip of ``JPEGImages/<video>/<frame>.jpg`` and ``Annotations/<video>/<frame>.png`` (indexed
-    palette PNGs, 0 background, ``k`` object ``k``), plus ``frames.json`` mapping files to frame ids."""
+    palette PNGs, 0 background, ``k`` object ``k``), plus ``frames.json`` mapping files to frame ids and
+    ``palette.json``, the legend: ``categories`` and, per object id, its category's id, name and
+    colour and its colour in the PNG palette."""
     import numpy as np
 
     from curator.annotate.masks import decode_rle, masks_to_labels
@@ -173,15 +242,18 @@ def davis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes
     session = _session(workspace)
     sink = _Chunks()
     try:
+        schema = _label_schema(session, project_id, include)
         masks = _masks(session, project_id, include)
         pending = next(masks, None)
         index: list[dict[str, Any]] = []
+        seen: set[int] = set()
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
             for f in _frames(session, project_id, include):
                 objects: dict[int, np.ndarray] = {}
                 while pending is not None and pending.frame_id == f.id:
                     objects[pending.object_id] = decode_rle(pending.rle)
                     pending = next(masks, None)
+                seen.update(objects)
                 labels = masks_to_labels({k: v for k, v in objects.items() if 1 <= k <= 255}, (f.height, f.width))
                 png = io.BytesIO()
                 from PIL import Image
@@ -200,6 +272,8 @@ def davis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes
                 yield sink.take()
             archive.writestr("frames.json", json.dumps({"project_id": project_id, "include": include,
                                                          "frames": index}))
+            archive.writestr("palette.json", json.dumps({"categories": schema.categories,
+                                                          "objects": schema.legend(seen)}))
         yield sink.take()
     finally:
         session.close()
@@ -222,7 +296,8 @@ def ytvis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes
             video["frame_ids"].append(f.id)
             video["length"] += 1
         info = {"description": f"curator project {project_id}", "include": include}
-        yield (f'{{"info": {json.dumps(info)}, "categories": {json.dumps([CATEGORY])}, '
+        schema = _label_schema(session, project_id, include)
+        yield (f'{{"info": {json.dumps(info)}, "categories": {json.dumps(schema.categories)}, '
                f'"videos": {json.dumps(videos)}, "annotations": [').encode()
         lengths = {v["id"]: (v["length"], v["height"], v["width"]) for v in videos}
         sep, next_id = "", 1
@@ -249,7 +324,8 @@ def ytvis(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes
             track = tracks.get(m.object_id)
             if track is None:
                 track = tracks[m.object_id] = {
-                    "id": 0, "video_id": video_id, "category_id": 1, "iscrowd": 0, "object_id": m.object_id,
+                    "id": 0, "video_id": video_id, "category_id": schema.category_id(m.object_id), "iscrowd": 0,
+                    "object_id": m.object_id,
                     "height": height, "width": width, "length": 1,
                     "segmentations": [None] * length, "areas": [None] * length, "bboxes": [None] * length,
                 }

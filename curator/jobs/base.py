@@ -46,6 +46,8 @@ class JobContext:
         params: The job's JSON parameters.
         cancel_event: Set by the runner when the job is asked to stop.
         progress_interval: Least seconds between two progress writes to the database.
+        spawn: Set by the runner: queues a follow-up job ``(kind, params)`` on the same project and
+            returns its id (see :meth:`follow_up`); ``None`` where no runner can take one.
     """
 
     workspace: Workspace
@@ -55,6 +57,7 @@ class JobContext:
     params: dict[str, Any]
     cancel_event: threading.Event = field(default_factory=threading.Event)
     progress_interval: float = 0.25
+    spawn: Callable[[str, dict[str, Any]], int] | None = None
     _last_write: float = 0.0
 
     def progress(self, stage: str, done: int, total: int | None) -> None:
@@ -75,6 +78,12 @@ class JobContext:
                     stage=stage, progress_done=int(done), progress_total=None if total is None else int(total)
                 )
             )
+
+    def follow_up(self, kind: str, params: dict[str, Any]) -> int | None:
+        """Queue a job of ``kind`` on this job's project to run after it (through job admission: an
+        identical queued job is reused; the project's ``max_queued_jobs`` does not apply, the job that
+        asks bounds them). Returns its id, or ``None`` when this job runs without a runner."""
+        return None if self.spawn is None else self.spawn(kind, params)
 
     def cancelled(self) -> bool:
         """Whether the job was asked to stop (a :class:`curator.progress.CancelCheck`)."""

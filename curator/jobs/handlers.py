@@ -1,4 +1,4 @@
-"""Engine job handlers: ingest, embed, select, propagate and round.
+"""Engine job handlers: ingest, embed, select, propagate, round and preannotate.
 
 Each handler takes a :class:`~curator.jobs.base.JobContext`, turns expected failures into
 :class:`~curator.jobs.base.JobFailed` with a stable code, and returns a small JSON result.
@@ -139,28 +139,39 @@ def propagator_names() -> list[str]:
     return list(list_propagators())
 
 
+def job_propagator(ctx: JobContext, backbones: BackboneFactory) -> Any:
+    """The propagator a job asks for (``propagator`` param, default the settings'; ``auto`` is
+    ``flow+feature`` with DINOv2 weights, else ``flow``): a :class:`curator.annotate.choose` choice.
+
+    Raises:
+        JobFailed: ``no_backbone`` for a feature propagator without DINOv2 weights,
+            ``unknown_propagator`` for an unknown name.
+    """
+    from curator.annotate.choose import FALLBACK_PROPAGATOR, FEATURE_PROPAGATORS, choose_propagator
+    from curator.embed import BackboneWeightsError
+    from curator.registry import UnknownNameError
+
+    name = ctx.params.get("propagator") or ctx.workspace.settings.propagator
+    backbone = None
+    if name in ("auto", *FEATURE_PROPAGATORS):
+        try:
+            backbone = backbones("dinov2_vits14")  # shared with embedding jobs: weights load once
+        except BackboneWeightsError as exc:
+            if name != "auto":
+                raise JobFailed("no_backbone", f"propagator {name!r} needs DINOv2 weights: {exc}") from None
+            name = FALLBACK_PROPAGATOR
+    try:
+        return choose_propagator(name, backbone=backbone)
+    except UnknownNameError as exc:
+        raise JobFailed("unknown_propagator", str(exc)) from None
+
+
 def propagate_handler(backbones: BackboneFactory) -> JobHandler:
     """Handler of ``propagate`` jobs. Params: ``video_id``, ``propagator`` (name, default the
     settings'; ``auto`` is ``flow+feature`` with DINOv2 weights, else ``flow``), ``scope``."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from curator.annotate.choose import FALLBACK_PROPAGATOR, FEATURE_PROPAGATORS, choose_propagator
-        from curator.embed import BackboneWeightsError
-        from curator.registry import UnknownNameError
-
-        name = ctx.params.get("propagator") or ctx.workspace.settings.propagator
-        backbone = None
-        if name in ("auto", *FEATURE_PROPAGATORS):
-            try:
-                backbone = backbones("dinov2_vits14")  # shared with embedding jobs: weights load once
-            except BackboneWeightsError as exc:
-                if name != "auto":
-                    raise JobFailed("no_backbone", f"propagator {name!r} needs DINOv2 weights: {exc}") from None
-                name = FALLBACK_PROPAGATOR
-        try:
-            choice = choose_propagator(name, backbone=backbone)
-        except UnknownNameError as exc:
-            raise JobFailed("unknown_propagator", str(exc)) from None
+        choice = job_propagator(ctx, backbones)
         result = propagate_video(
             ctx.workspace,
             int(ctx.params["video_id"]),
@@ -174,8 +185,53 @@ def propagate_handler(backbones: BackboneFactory) -> JobHandler:
     return run
 
 
+def preannotate_handler(backbones: BackboneFactory) -> JobHandler:
+    """Handler of ``preannotate`` jobs: give queued tasks a pre-annotation where one can be had
+    (:func:`curator.labels.preannotate.preannotate_tasks`). Params: ``task_ids`` (``None``: every
+    open or leased task of the project), ``propagator`` (default the settings')."""
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from curator.labels.preannotate import preannotate_tasks
+
+        if ctx.project_id is None:
+            raise JobFailed("invalid_job", "a preannotate job needs a project")
+        task_ids = ctx.params.get("task_ids")
+
+        def propagator() -> tuple[Any, str]:
+            choice = job_propagator(ctx, backbones)
+            return choice.propagator, str(choice.name)
+
+        return preannotate_tasks(
+            ctx.workspace, ctx.project_id, None if task_ids is None else [int(t) for t in task_ids], propagator,
+            progress=ctx.progress, cancel=ctx.cancelled,
+        )
+
+    return run
+
+
+def queue_preannotation(ctx: JobContext, task_ids: list[int], propagator: str | None = None) -> int | None:
+    """Queue the ``preannotate`` job of tasks a job just queued (when the ``preannotate`` setting is
+    on and there are any), with ``propagator`` (``None``: the settings'); returns its id."""
+    if not task_ids or not ctx.workspace.settings.preannotate:
+        return None
+    return ctx.follow_up("preannotate", {"task_ids": sorted(set(task_ids)), "propagator": propagator})
+
+
+def round_then_preannotate(ctx: JobContext) -> dict[str, Any]:
+    """Handler of ``round`` jobs (:func:`curator.train.job.round_handler`), then the ``preannotate``
+    job of the tasks it queued, with the round's propagator; its id is ``preannotate_job`` in the result."""
+    from curator.train.job import round_handler
+
+    result = round_handler(ctx) or {}
+    picks = result.get("picks") or []
+    task_ids = [int(p["task_id"]) for p in picks if p.get("task_id") is not None]
+    job_id = queue_preannotation(ctx, task_ids, ctx.params.get("propagator"))
+    return {**result, "preannotate_job": job_id}
+
+
 def select_handler(ctx: JobContext) -> dict[str, Any]:
-    """Handler of ``select`` jobs: run a selector, store the selection, queue its picks as tasks.
+    """Handler of ``select`` jobs: run a selector, store the selection, queue its picks as tasks,
+    then queue the ``preannotate`` job of those tasks (its id is ``preannotate_job`` in the result).
 
     Params: ``strategy`` (default the settings'), ``budget``, ``params`` (selector constructor
     arguments), ``seed``, ``backbone``.
@@ -191,7 +247,7 @@ def select_handler(ctx: JobContext) -> dict[str, Any]:
     try:
         result = Project.by_id(ctx.workspace, ctx.project_id).select(
             int(params["budget"]), params.get("strategy"), params=params.get("params") or {},
-            seed=params.get("seed"), backbone=params.get("backbone"),
+            seed=params.get("seed"), backbone=params.get("backbone"), preannotate=False,
         )
     except UnknownNameError as exc:  # a KeyError, so before LookupError
         raise JobFailed("unknown_strategy", str(exc)) from None
@@ -200,18 +256,19 @@ def select_handler(ctx: JobContext) -> dict[str, Any]:
     except ValueError as exc:
         raise JobFailed("invalid_params", str(exc)) from None
     ctx.progress("select", 1, 1)
-    return result.as_dict()
+    job_id = queue_preannotation(ctx, [p.task_id for p in result.picks if p.task_id is not None])
+    return {**result.as_dict(), "preannotate_job": job_id}
 
 
 def engine_handlers(workspace: Workspace, backbones: BackboneFactory | None = None) -> dict[str, JobHandler]:
-    """Every job kind the engine runs: ``ingest``, ``embed``, ``select``, ``propagate``, ``round``."""
-    from curator.train.job import round_handler
-
+    """Every job kind the engine runs: ``ingest``, ``embed``, ``select``, ``propagate``, ``round``,
+    ``preannotate``."""
     factory = backbones or BackboneCache(workspace)
     return {
         "ingest": ingest_handler(factory),
         "embed": embed_handler(factory),
         "select": select_handler,
         "propagate": propagate_handler(factory),
-        "round": round_handler,
+        "round": round_then_preannotate,
+        "preannotate": preannotate_handler(factory),
     }

@@ -15,8 +15,10 @@ import logging
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
+from curator.jobs.admission import admit_job
 from curator.jobs.base import HandlerMap, JobContext, JobFailed
 from curator.jobs.owner import RunnerId, acquire_server_lease, heartbeat, release_server_lease
 from curator.jobs.store import mark_finished, mark_running, recover_jobs
@@ -122,6 +124,16 @@ class ThreadJobRunner:
             self._beat = None
             release_server_lease(self.workspace, self.runner_id)
 
+    def _spawner(self, project_id: int | None, created_by: int | None) -> Callable[[str, dict[str, Any]], int]:
+        """What a running job's :meth:`JobContext.follow_up` calls: admit a job and run it here."""
+
+        def spawn(kind: str, params: dict[str, Any]) -> int:
+            with self.workspace.db.session() as session:
+                job, _created = admit_job(session, self, kind, project_id, params, created_by)
+                return int(job.id)
+
+        return spawn
+
     def _heartbeat(self) -> None:
         """Refresh the lease and running jobs' heartbeat; stop jobs another process took over."""
         interval = max(0.01, float(self.workspace.settings.runner_heartbeat_seconds))
@@ -159,6 +171,7 @@ class ThreadJobRunner:
             job = session.get(Job, job_id)
             assert job is not None
             context = JobContext(self.workspace, job.id, job.kind, job.project_id, dict(job.params or {}))
+            context.spawn = self._spawner(job.project_id, job.created_by)
             cancel_requested = job.cancel_requested
         if cancel_requested:
             context.cancel_event.set()

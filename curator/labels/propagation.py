@@ -77,6 +77,59 @@ def propagate_video(
     return {"keyframes": len(keyframes), "frames": len(propagated), "masks": len(masks)}
 
 
+def propagate_to_frames(
+    workspace: Workspace,
+    video_id: int,
+    frame_ids: Sequence[int],
+    propagator: Any,
+    *,
+    progress: Callable[[str, int, int | None], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Propagate a video's human masks to some of its frames only; store them as ``propagated``.
+
+    What :func:`propagate_video` does, restricted to what ``frame_ids`` need: the propagator runs over
+    the stretch from the nearest keyframe before the first of them (or their first frame, if no
+    keyframe is before it) to the nearest keyframe after the last (or their last frame), and only
+    the masks of ``frame_ids`` are stored (their earlier ``propagated`` masks are replaced). Frames
+    with human masks and ids not of this video are left alone.
+
+    Returns:
+        Counts: ``keyframes`` used, ``frames`` given a result, ``masks`` stored and ``span`` (frames
+        the propagator ran over).
+
+    Raises:
+        JobFailed: If the video does not exist, has no non-empty human masks, or a frame's image is missing.
+    """
+    frames, by_frame = _human_masks(workspace, video_id)
+    position = {row.id: i for i, row in enumerate(frames)}
+    wanted = sorted({position[int(f)] for f in frame_ids if int(f) in position} - set(by_frame))
+    if not wanted:
+        return {"keyframes": 0, "frames": 0, "masks": 0, "span": 0}
+    keyed = sorted(i for i, masks in by_frame.items() if any(_nonempty(m) for m in masks.values()))
+    if not keyed:
+        raise _failed("no_keyframes", f"video {video_id} has only empty human masks")
+    before = [k for k in keyed if k <= wanted[0]]
+    after = [k for k in keyed if k >= wanted[-1]]
+    # the span always holds a keyframe: one bounds it, or every keyframe lies between the targets
+    lo = before[-1] if before else wanted[0]
+    hi = after[0] if after else wanted[-1]
+    span = frames[lo : hi + 1]
+    keyframes = _keyframes(by_frame, lo, hi, video_id)
+    source = _frame_source(workspace, span)
+    masks, _ = _propagate_span(propagator, source, keyframes, span, lo, by_frame, progress, cancel)
+    targets = {frames[i].id for i in wanted}
+    stored = [m for m in masks if m[0] in targets]
+    _replace_propagated(workspace, sorted(targets), stored)
+    return {"keyframes": len(keyframes), "frames": len({m[0] for m in stored}), "masks": len(stored), "span": len(span)}
+
+
+def _nonempty(rle: dict[str, Any]) -> bool:
+    from curator.annotate.masks import decode_rle
+
+    return bool(decode_rle(rle).any())
+
+
 def _human_masks(workspace: Workspace, video_id: int) -> tuple[Sequence[Any], dict[int, dict[int, Any]]]:
     """The video's frames in order (``id``, ``blob_path``, ``shot_id``) and, per position among them,
     the human RLE masks by object id.

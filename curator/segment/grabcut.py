@@ -19,7 +19,14 @@ import cv2
 import numpy as np
 
 from curator.segment import refine
-from curator.segment.types import BoxInput, ClickInput, Prompt, SegmentResult, check_prompt, register_segmenter
+from curator.segment.types import (
+    BoxInput,
+    ClickInput,
+    Prompt,
+    SegmentResult,
+    check_prompt,
+    register_segmenter,
+)
 
 
 @register_segmenter("grabcut")

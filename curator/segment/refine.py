@@ -191,3 +191,24 @@ def crispness(prob: np.ndarray, region: np.ndarray | None = None) -> float:
     if not region.any():
         return 1.0
     return float(np.abs(2.0 * prob[region] - 1.0).mean())
+
+
+def colour_logit(image_rgb: np.ndarray, prob: np.ndarray, bins: int = 16, confident: float = 0.2) -> np.ndarray | None:
+    """Per-pixel log-ratio of foreground to background colour likelihood, from 3-D colour histograms
+    of the pixels ``prob`` is confident about (above ``1 - confident`` or below ``confident``).
+
+    Returns:
+        ``(H, W)`` float32 logits, or None when one side has no confident pixels.
+    """
+    step = 256 // bins
+    quantised = (image_rgb // step).astype(np.int32)
+    index = (quantised[..., 0] * bins + quantised[..., 1]) * bins + quantised[..., 2]
+    fg = prob > 1.0 - confident
+    bg = prob < confident
+    if fg.sum() < 16 or bg.sum() < 16:
+        return None
+    size = bins**3
+    hist_fg = np.bincount(index[fg], minlength=size).astype(np.float32) + 1.0
+    hist_bg = np.bincount(index[bg], minlength=size).astype(np.float32) + 1.0
+    ratio = np.log(hist_fg / hist_fg.sum()) - np.log(hist_bg / hist_bg.sum())
+    return ratio[index].astype(np.float32)  # type: ignore[no-any-return]

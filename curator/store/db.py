@@ -45,6 +45,7 @@ def make_engine(url: str) -> Engine:
 #: Columns added to tables after their first release: ``{table: {column: SQL type}}`` (all nullable).
 ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "jobs": {"owner": "VARCHAR(200)", "heartbeat_at": "FLOAT"},
+    "tasks": {"review_note": "TEXT"},
 }
 
 

@@ -1,6 +1,7 @@
 """Every table, by what it holds: footage (projects, videos, shots, frames, embeddings), labels
-(annotations, selections, the labelling queue's tasks), work (jobs, the server lease, API keys), and
-the retrain loop (rounds, per-frame scores). One ``Base``: ``Base.metadata.create_all`` makes them all."""
+(annotations, categories and the objects' categories, selections, the labelling queue's tasks), work
+(jobs, the server lease, API keys, browser sessions), and the retrain loop (rounds, per-frame
+scores). One ``Base``: ``Base.metadata.create_all`` makes them all."""
 
 from __future__ import annotations
 
@@ -135,8 +136,9 @@ class Embedding(Base):
 class Annotation(Base):
     """A mask of one object on one frame, as COCO RLE, with where it came from.
 
-    ``source`` is ``human``, ``propagated`` or ``predicted``; a frame counts as labelled when it has a
-    human annotation.
+    ``source`` is ``human``, ``propagated``, ``predicted`` or ``rejected`` (human masks a reviewer sent
+    back: shown as the task's pre-annotation, never exported, propagated or trained on); a frame
+    counts as labelled when it has a human annotation.
     """
 
     __tablename__ = "annotations"
@@ -148,6 +150,35 @@ class Annotation(Base):
     rle: Mapped[dict[str, Any]] = mapped_column(JSON)
     confidence: Mapped[float] = mapped_column(Float, default=1.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Category(Base):
+    """A label category of a project (``person``, ``car``...) with a display colour ``#rrggbb``.
+
+    Objects get their category through :class:`ObjectCategory`, one row per object id of the project.
+    """
+
+    __tablename__ = "categories"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_category_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    color: Mapped[str] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ObjectCategory(Base):
+    """The category of one object id of a project: an object keeps its id, and so its category,
+    across the frames of a video. Annotations carry no category; exports join on this table."""
+
+    __tablename__ = "objects"
+    __table_args__ = (UniqueConstraint("project_id", "object_id", name="uq_object_project_object"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    object_id: Mapped[int] = mapped_column(Integer)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"))
 
 
 class SelectionRun(Base):
@@ -274,12 +305,31 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class BrowserSession(Base):
+    """A signed-in browser: the SHA-256 of a random session token (the cookie), the key it acts for,
+    the CSRF token its state-changing requests must echo, and when it ends (Unix seconds).
+
+    A session lives only as long as its key: revoking the key ends every session made with it.
+    """
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class Task(Base):
     """A frame waiting for (or having received) a human label: one row per frame of a project.
 
     A lease is ``state='leased'`` with ``lease_owner`` (an API key id) and ``lease_expires_at``
     (Unix seconds); claims and submissions are single conditional ``UPDATE`` statements so two
-    annotators can never hold one task.
+    annotators can never hold one task. A ``done`` task can be reopened (its human masks stay) or
+    rejected by a reviewer (its masks become ``rejected``, ``review_note`` says why); both make it
+    ``open`` again.
     """
 
     __tablename__ = "tasks"
@@ -303,6 +353,8 @@ class Task(Base):
     submitted_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The last reviewer's note when a submission was rejected back into the queue.
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 # --- the retrain loop -----------------------------------------------------------------------------

@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from curator.store.models import (
     Annotation,
+    Category,
     Embedding,
     Frame,
+    ObjectCategory,
     Project,
     SelectionItem,
     SelectionRun,
@@ -351,8 +353,11 @@ def release_task(session: Session, task_id: int, owner: int | None) -> bool:
 
 
 def store_human_masks(session: Session, frame_id: int, masks: Sequence[tuple[int, dict[str, Any]]]) -> None:
-    """Replace the human masks of a frame with ``(object_id, rle)`` pairs."""
-    session.execute(delete(Annotation).where(Annotation.frame_id == frame_id, Annotation.source == "human"))
+    """Replace the human masks of a frame with ``(object_id, rle)`` pairs (and drop the ``rejected``
+    masks a reviewer sent back: the new ones replace them)."""
+    session.execute(
+        delete(Annotation).where(Annotation.frame_id == frame_id, Annotation.source.in_(("human", "rejected")))
+    )
     if masks:
         session.execute(
             insert(ANNOTATIONS),
@@ -362,6 +367,101 @@ def store_human_masks(session: Session, frame_id: int, masks: Sequence[tuple[int
                 for o, r in masks
             ],
         )
+
+
+def reopen_task(session: Session, task_id: int) -> bool:
+    """Put a ``done`` task back in the queue (``open``); its human masks stay as they are (still the
+    frame's label, and its pre-annotation) until a new submission replaces them.
+
+    Returns:
+        False if the task is not ``done``.
+    """
+    done = session.execute(
+        update(TASKS)
+        .where(TASKS.c.id == task_id, TASKS.c.state == "done")
+        .values(state="open", lease_owner=None, lease_expires_at=None)
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def reject_task(session: Session, task_id: int, note: str) -> bool:
+    """Send a ``done`` task back to the queue with a reviewer's note.
+
+    The task becomes ``open`` with ``review_note``; its frame's human masks become ``rejected``: no
+    longer a label (not exported, propagated or trained on), still shown as the task's pre-annotation
+    until a new submission replaces them.
+
+    Returns:
+        False if the task is not ``done``.
+    """
+    done = session.execute(
+        update(TASKS)
+        .where(TASKS.c.id == task_id, TASKS.c.state == "done")
+        .values(state="open", lease_owner=None, lease_expires_at=None, review_note=note)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        return False
+    frame_id = session.scalar(select(Task.frame_id).where(Task.id == task_id))
+    session.execute(delete(Annotation).where(Annotation.frame_id == frame_id, Annotation.source == "rejected"))
+    session.execute(
+        update(ANNOTATIONS)
+        .where(ANNOTATIONS.c.frame_id == frame_id, ANNOTATIONS.c.source == "human")
+        .values(source="rejected")
+    )
+    return True
+
+
+#: Sources a task's pre-annotation is taken from, best first (the best one present on the frame wins).
+PRE_ANNOTATION_SOURCES = ("human", "rejected", "propagated", "predicted")
+
+
+def pre_annotation(session: Session, frame_id: int) -> list[Annotation]:
+    """The pre-annotation of a frame: its masks of the best source present, in the order of
+    :data:`PRE_ANNOTATION_SOURCES` (a reopened task shows its human masks, a rejected one its
+    ``rejected`` masks, others their propagated or predicted masks), by object id."""
+    found = frame_annotations(session, frame_id, PRE_ANNOTATION_SOURCES)
+    if not found:
+        return []
+    best = min(PRE_ANNOTATION_SOURCES.index(a.source) for a in found)
+    return [a for a in found if a.source == PRE_ANNOTATION_SOURCES[best]]
+
+
+@dataclass(frozen=True)
+class QueuedFrame:
+    """An open or leased task and where its frame is."""
+
+    task_id: int
+    frame_id: int
+    video_id: int
+
+
+def queued_frames(session: Session, project_id: int, task_ids: Sequence[int] | None = None) -> list[QueuedFrame]:
+    """The project's ``open`` and ``leased`` tasks (only those among ``task_ids`` when given), by id."""
+    stmt = (
+        select(Task.id, Task.frame_id, Frame.video_id)
+        .join(Frame, Frame.id == Task.frame_id)
+        .where(Task.project_id == project_id, Task.state.in_(("open", "leased")))
+        .order_by(Task.id)
+    )
+    if task_ids is not None:
+        stmt = stmt.where(Task.id.in_([int(t) for t in task_ids]))
+    return [QueuedFrame(int(t), int(f), int(v)) for t, f, v in session.execute(stmt).all()]
+
+
+def frames_with_sources(session: Session, frame_ids: Sequence[int], sources: Sequence[str]) -> set[int]:
+    """The ids among ``frame_ids`` with at least one annotation from ``sources``."""
+    ids = [int(i) for i in frame_ids]
+    out: set[int] = set()
+    for lo in range(0, len(ids), 500):
+        out.update(
+            int(f)
+            for f in session.scalars(
+                select(Annotation.frame_id)
+                .where(Annotation.frame_id.in_(ids[lo : lo + 500]), Annotation.source.in_(list(sources)))
+                .distinct()
+            )
+        )
+    return out
 
 
 def queue_counts(session: Session, project_id: int) -> dict[str, int]:
@@ -378,6 +478,79 @@ def queue_counts(session: Session, project_id: int) -> dict[str, int]:
     counts["leased"] -= counts["expired"]
     counts["total"] = sum(counts[s] for s in ("open", "leased", "expired", "done"))
     return counts
+
+
+# --- categories and objects -----------------------------------------------------------------------
+
+#: A category colour: ``#rrggbb``.
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
+class DuplicateNameError(ValueError):
+    """A row with this name exists already (a category of the same project)."""
+
+
+def project_categories(session: Session, project_id: int) -> list[Category]:
+    """The project's categories, by id."""
+    return list(session.scalars(select(Category).where(Category.project_id == project_id).order_by(Category.id)))
+
+
+def category_of_project(session: Session, project_id: int, category_id: int) -> Category | None:
+    """The category ``category_id`` if it belongs to the project."""
+    category = session.get(Category, category_id)
+    return category if category is not None and category.project_id == project_id else None
+
+
+def add_category(session: Session, project_id: int, name: str, color: str) -> Category:
+    """Add a category to a project (the caller commits).
+
+    Args:
+        session: Open session.
+        project_id: The project.
+        name: 1 to 100 characters (surrounding spaces are dropped); unique in the project.
+        color: ``#rrggbb`` (stored in lower case).
+
+    Raises:
+        ValueError: For an empty or too long name, or a colour that is not ``#rrggbb``.
+        DuplicateNameError: If the project has a category of that name.
+    """
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise ValueError("a category name has 1 to 100 characters")
+    if not re.fullmatch(COLOR_PATTERN, color or ""):
+        raise ValueError(f"a colour is '#rrggbb' (six hex digits), got {color!r}")
+    if session.scalar(select(Category.id).where(Category.project_id == project_id, Category.name == name)):
+        raise DuplicateNameError(f"project {project_id} has a category named {name!r} already")
+    category = Category(project_id=project_id, name=name, color=color.lower())
+    session.add(category)
+    session.flush()
+    return category
+
+
+def set_object_category(session: Session, project_id: int, object_id: int, category_id: int | None) -> None:
+    """Give object ``object_id`` of the project the category ``category_id`` (``None``: none).
+
+    The caller checks that the category belongs to the project (:func:`category_of_project`).
+    """
+    row = session.scalar(
+        select(ObjectCategory).where(ObjectCategory.project_id == project_id, ObjectCategory.object_id == object_id)
+    )
+    if category_id is None:
+        if row is not None:
+            session.delete(row)
+    elif row is None:
+        session.add(ObjectCategory(project_id=project_id, object_id=object_id, category_id=category_id))
+    else:
+        row.category_id = category_id
+    session.flush()
+
+
+def object_categories(session: Session, project_id: int) -> dict[int, int]:
+    """Object id to category id for the project's objects that have a category."""
+    rows = session.execute(
+        select(ObjectCategory.object_id, ObjectCategory.category_id).where(ObjectCategory.project_id == project_id)
+    )
+    return {int(o): int(c) for o, c in rows}
 
 
 # --- frames and annotations -----------------------------------------------------------------------
