@@ -34,7 +34,13 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
+# tests/test_web.py drives a real Chromium: Debian's `chromium`, or $CURATOR_CHROMIUM.
 pytest: $(STAMP)
+	@browser="$${CURATOR_CHROMIUM:-$$(command -v chromium || true)}"; \
+	if [ -z "$$browser" ] || [ ! -x "$$browser" ]; then \
+		echo "!!! BROWSER TESTS CANNOT RUN: no Chromium found (CURATOR_CHROMIUM unset or not executable, no chromium on PATH)."; \
+		echo "!!! tests/test_web.py will skip (and FAIL when CI is set). Get one: sudo apt-get install chromium, or CURATOR_CHROMIUM=/path/to/chromium make test"; \
+	fi
 	$(BIN)/python -m pytest -q
 
 test: check pytest

@@ -10,7 +10,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
 
 from api.deps import PrincipalDep
 from api.errors import install_error_handlers
@@ -121,7 +120,7 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
         app.include_router(module.router)
     app.include_router(sessions.router)
     app.include_router(web.router)
-    app.mount(web.STATIC_PREFIX, StaticFiles(directory=web.WEB_ROOT), name="static")
+    app.mount(web.STATIC_PREFIX, web.PageFiles(directory=web.WEB_ROOT), name="static")
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:

@@ -356,3 +356,44 @@ class FrameAnnotations(BaseModel):
 
     frame: FrameRef
     masks: list[MaskPublic]
+
+
+class ClickIn(BaseModel):
+    """A click on the frame, in pixels (``x`` along the width); ``positive`` False means "not the object"."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"x": 120.0, "y": 80.0, "positive": True}]})
+
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
+    positive: bool = True
+
+
+class SegmentRequest(BaseModel):
+    """Click-to-segment: every click on the object so far (oldest first), an optional box and the
+    object's current mask, which the answer refines rather than replaces."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"points": [{"x": 120.0, "y": 80.0, "positive": True}], "box": None, "mask": None, "backend": None}]
+        },
+    )
+
+    points: list[ClickIn] = Field(default_factory=list, max_length=1000)
+    box: list[float] | None = Field(
+        default=None, min_length=4, max_length=4, description="``[x0, y0, x1, y1]`` in pixels around the object."
+    )
+    mask: Rle | None = Field(default=None, description="The object's current mask (the last answer's, or edited).")
+    backend: str | None = Field(
+        default=None, max_length=100, examples=["feature"],
+        description="`grabcut`, `feature`, `sam2` or `auto`; default the server's `segmenter` setting (`auto`).",
+    )
+
+
+class SegmentPublic(BaseModel):
+    """The object's mask from a segment call."""
+
+    mask: dict[str, Any] = Field(examples=[RLE_EXAMPLE], description="COCO RLE of the frame's size.")
+    score: float = Field(examples=[0.91], description="The backend's confidence in the mask, in [0, 1].")
+    backend: str = Field(examples=["feature"], description="The segmenter that answered.")
+    ms: float = Field(examples=[120.5], description="Milliseconds the segmenter took.")

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         selector_package: Dotted name of the package that registers the selectors.
         propagator: Propagator used when none is named; ``auto`` is ``flow+feature`` when the DINOv2
             weights resolve and ``flow`` otherwise (see ``curator.annotate.list_propagators()``).
+        segmenter: Click-to-segment backend used when none is named; ``auto`` is ``sam2`` when a SAM 2
+            checkpoint is configured (``CURATOR_SAM2_CHECKPOINT``), else ``feature`` when the DINOv2
+            weights resolve, else ``grabcut`` (see ``curator.segment.list_segmenters()``).
         preannotate: Pre-annotate queued tasks: the service queues a ``preannotate`` job after each
             selection and round that queues tasks, and ``Project.select``/``Project.round`` run it
             in-process (propagated masks from the video's human keyframes, or a round's masks).
@@ -96,6 +99,7 @@ class Settings(BaseSettings):
     selector: str = "curator"
     selector_package: str = "curator_selectors"
     propagator: str = "auto"
+    segmenter: str = "auto"
     preannotate: bool = True
     thumb_side: int = 256
     image_cache_seconds: int = 86400

@@ -384,6 +384,65 @@ class Project:
 
         return read_rgb(self.image_path(frame_id))
 
+    def segment(
+        self,
+        frame_id: int,
+        points: Sequence[Sequence[Any]],
+        box: Sequence[float] | None = None,
+        mask: np.ndarray | Mapping[str, Any] | None = None,
+        backend: str | None = None,
+    ) -> Any:
+        """One object's mask on a frame from clicks (click-to-segment); nothing is stored.
+
+        The segmenter is built once per process and caches per-frame encoder output, so clicks after
+        the first on a frame cost no encoder pass.
+
+        Args:
+            frame_id: A frame of this project.
+            points: Every click on the object so far, ``(x, y, positive)`` in pixels, oldest first.
+            box: Optional ``(x0, y0, x1, y1)`` around the object.
+            mask: The object's current mask (bool ``(H, W)`` or COCO RLE), refined rather than replaced.
+            backend: ``grabcut``, ``feature``, ``sam2`` or ``auto`` (default the ``segmenter`` setting).
+
+        Returns:
+            :class:`curator.segment.SegmentResult`: ``mask`` (bool ``(H, W)``), ``score``, ``backend``.
+
+        Raises:
+            NotFoundError: For a frame of another project or none.
+            InvalidPromptError: For clicks or a box outside the frame, or neither.
+            InvalidMaskError: For a mask of another size or a malformed RLE.
+            UnknownNameError: For an unknown backend.
+            BackboneWeightsError, SAM2WeightsError: If the named backend's weights cannot be had.
+        """
+        from curator.annotate.masks import decode_rle
+        from curator.labels.masks import InvalidMaskError, check_rle
+        from curator.segment import shared_segmenter
+        from curator.segment.types import check_prompt
+        from curator.store import repo
+        from curator.store.blobs import read_rgb
+
+        with self.workspace.db.session() as session:
+            found = repo.frame_project(session, frame_id)
+            if found is None or found[1] != self.id:
+                raise repo.NotFoundError(f"no frame {frame_id} in project {self.name!r}")
+            path = self.workspace.blobs.path(found[0].blob_path)
+            key = ("frame", found[0].content_hash, str(path))  # per-image caches of the shared segmenter
+        image = read_rgb(path)
+        height, width = image.shape[:2]
+        if isinstance(mask, Mapping):
+            mask = decode_rle(check_rle(1, mask, height, width))
+        elif mask is not None and np.shape(mask) != (height, width):
+            raise InvalidMaskError(f"the mask has shape {np.shape(mask)}, the frame is ({height}, {width})")
+        check_prompt(image, points, box, mask)  # bad input fails before any model loads
+        settings = self.home.settings
+        choice = shared_segmenter(
+            backend or settings.segmenter,
+            notice=self.home.notice,
+            checkpoint=settings.backbone_checkpoint or None,
+            device=settings.device,
+        )
+        return choice.segmenter.segment(image, points, box, mask, key=key)
+
     # --- selection and the queue ------------------------------------------------------------------
 
     def select(

@@ -15,6 +15,7 @@ settings; give it a branch in :func:`build` if it needs some.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -177,6 +178,7 @@ def test_cancel_stops_with_propagation_cancelled(case: Case) -> None:
         progress=lambda done, total: progress.append(done),
         cancel=lambda: len(progress) >= 2,
     )
+    assert isinstance(frames, Iterator)  # a stream: frames come one at a time, so a cancel can stop it
     yielded: list[int] = []
     with pytest.raises(PropagationCancelled):
         for f in frames:

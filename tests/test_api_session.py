@@ -167,6 +167,7 @@ def test_the_page_and_its_assets_are_served_from_the_package(env: Env) -> None:
     for module in ("main", "api", "editor", "filmstrip", "rle"):
         r = client.get(f"/static/js/{module}.js")
         assert r.status_code == 200 and "javascript" in r.headers["content-type"], module
+        assert r.headers["cache-control"] == "no-cache"  # revalidated: never an old module with a new page
         for imported in re.findall(r'from "([^"]+)"', r.text):
             assert imported.startswith("./"), (module, imported)  # nothing from another origin
 

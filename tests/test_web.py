@@ -36,12 +36,13 @@ HOW_TO_GET_ONE = (
 )
 
 
-def chromium_path() -> str | None:
-    """The Chromium to drive: ``$CURATOR_CHROMIUM``, else ``chromium`` on the PATH."""
+def chromium_path() -> tuple[str | None, str]:
+    """The Chromium to drive (``$CURATOR_CHROMIUM``, else ``chromium`` on the PATH), or ``None`` and why not."""
     configured = os.environ.get("CURATOR_CHROMIUM")
     if configured:
-        return configured if Path(configured).exists() else None
-    return shutil.which("chromium")
+        return (configured, "") if Path(configured).exists() else (None, f"CURATOR_CHROMIUM={configured} does not exist")
+    found = shutil.which("chromium")
+    return found, "" if found else "no chromium on the PATH and CURATOR_CHROMIUM is unset"
 
 
 def no_browser(reason: str) -> None:
@@ -60,9 +61,9 @@ def browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         no_browser("the playwright package is not installed")
-    path = chromium_path()
+    path, why = chromium_path()
     if path is None:
-        no_browser("no chromium found (CURATOR_CHROMIUM unset or missing, none on the PATH)")
+        no_browser(why)
     with sync_playwright() as playwright:
         try:
             launched = playwright.chromium.launch(executable_path=path, headless=True)
@@ -159,6 +160,10 @@ def context(browser: Any, served: Served) -> Iterator[Any]:
 # --- helpers ------------------------------------------------------------------------------------------
 
 
+#: True once every filmstrip card has its masks and confidence.
+LOADED_FILMSTRIP = "() => [...document.querySelectorAll('.film .conf')].every(e => e.textContent !== '…')"
+
+
 def sign_in(page: Any, key: str, project_id: int | None = None) -> None:
     page.goto("/")
     page.locator("#key").fill(key)
@@ -233,7 +238,7 @@ def test_label_a_task_and_the_stored_mask_is_the_one_shown(context: Any, served:
     sign_in(page, served.annotator, served.street)
     task_id = next_task(page)
     # the pre-annotation is on the canvas, per object, with source and confidence in the list
-    page.wait_for_function("() => [...document.querySelectorAll('.film .conf')].every(e => e.textContent !== '…')")
+    page.wait_for_function(LOADED_FILMSTRIP)
     assert page.locator("#object-list li").count() == 2
     assert "propagated 0.95" in page.locator("#object-list li").first.inner_text()
     before = canvas_masks(page)
@@ -252,13 +257,16 @@ def test_label_a_task_and_the_stored_mask_is_the_one_shown(context: Any, served:
     brushed = canvas_masks(page)
     assert (brushed[1] != before[1]).sum() > 50 and np.array_equal(brushed[1][100:, :20], before[1][100:, :20])
     shot(page, "03-brushed.png")
-    shot(page, "04-filmstrip.png", ".filmstrip")
     assert page.locator(".film").count() >= 4  # the task's frame and its neighbours
     assert page.locator(".film.current").count() == 1
 
     page.locator("#submit").click()
     next_id = wait_task(page, other_than=task_id)
     assert next_id != task_id
+    # the next frame's filmstrip: the frame just labelled is human now, the later ones drift
+    page.wait_for_function(LOADED_FILMSTRIP)
+    assert page.locator(".film", has_text="human").count() == 1
+    shot(page, "04-filmstrip.png", ".filmstrip")
     stored = stored_human_masks(served, task_id)
     assert set(stored) == {i for i, m in brushed.items() if m.any()}
     for object_id, mask in stored.items():
@@ -374,3 +382,63 @@ def test_cookie_writes_need_the_csrf_header(context: Any, served: Served) -> Non
     assert page.evaluate(script, [claim, "not-the-token"]) == [403, "csrf_failed"]
     token = page.evaluate("async () => (await (await fetch('/session')).json()).csrf_token")
     assert page.evaluate(script, [claim, token])[0] == 200
+
+
+def click_to_segment_on_the_box(page: Any, served: Served) -> tuple[float, float]:
+    """Sign in, claim, select object 2 (the box) and the click tool; the box's centre on the page."""
+    sign_in(page, served.annotator, served.street)
+    next_task(page)
+    page.keyboard.press("2")
+    page.keyboard.press("c")
+    x, y = page.evaluate("([x, y]) => window.curatorWorkbench.toClient(x, y)", [120.5, 35.5])
+    return float(x), float(y)
+
+
+def test_click_to_segment_sends_clicks_and_mask_and_applies_the_answer(context: Any, served: Served) -> None:
+    page = context.new_page()
+    x, y = click_to_segment_on_the_box(page, served)
+    before = mask_of(page, 2)
+    # a server without the route: the page says so and keeps the mask
+    page.route("**/frames/*/segment", lambda route: route.fulfill(status=404, json={"code": "not_found", "detail": "Not Found"}))
+    with page.expect_request("**/frames/*/segment") as request:
+        page.mouse.click(x, y)
+    sent = request.value.post_data_json
+    assert sent["points"] == [{"x": 120, "y": 35, "positive": True}]
+    assert sent["mask"]["size"] == [HEIGHT, WIDTH] and sum(sent["mask"]["counts"]) == HEIGHT * WIDTH
+    page.locator("#status", has_text="not available on this server").wait_for()
+    assert np.array_equal(mask_of(page, 2), before)
+    # an answer replaces the object's mask as one undoable step; Shift+click is a negative click
+    _, disc, _ = scene(0)
+    answer = {"mask": encode_rle(disc), "score": 0.93, "backend": "test", "ms": 12.0}
+    page.unroute("**/frames/*/segment")
+    page.route("**/frames/*/segment", lambda route: route.fulfill(json=answer))
+    with page.expect_request("**/frames/*/segment") as request:
+        page.keyboard.down("Shift")
+        page.mouse.click(x, y)
+        page.keyboard.up("Shift")
+    assert request.value.post_data_json["points"] == [{"x": 120, "y": 35, "positive": False}]
+    page.wait_for_function("() => window.curatorWorkbench.undoDepth() > 0")
+    assert np.array_equal(mask_of(page, 2), disc.astype(np.uint8))
+    page.locator("#status", has_text="Segmented with test").wait_for()
+    page.keyboard.press("Control+z")
+    assert np.array_equal(mask_of(page, 2), before)
+
+
+@pytest.mark.slow
+def test_click_to_segment_on_the_server(context: Any, served: Served) -> None:
+    """The real ``POST /frames/{id}/segment`` (a first click runs the backend's encoder: seconds on a CPU)."""
+    page = context.new_page()
+    x, y = click_to_segment_on_the_box(page, served)
+    before = mask_of(page, 2)
+    with page.expect_response("**/frames/*/segment", timeout=120_000) as answer:
+        page.mouse.click(x, y)
+    response = answer.value
+    if response.status == 409:  # the backend's weights are not installed: the page gives the reason
+        page.locator("#status", has_text="Click-to-segment failed").wait_for()
+        assert np.array_equal(mask_of(page, 2), before)
+        return
+    assert response.status == 200, response.text()
+    page.wait_for_function("() => window.curatorWorkbench.undoDepth() > 0")
+    assert mask_of(page, 2).any()
+    page.locator("#status", has_text="Segmented with").wait_for()
+    shot(page, "05-click-to-segment.png")

@@ -14,7 +14,7 @@ from api.deps import PrincipalDep, SessionDep, SettingsDep, WorkspaceDep
 from api.errors import ApiError, not_found
 from api.routes.common import AUTH_ERRORS, Id, errors, project_for
 from api.routes.queue import frame_ref
-from api.schemas import FrameAnnotations, MaskPublic, SimilarPublic
+from api.schemas import FrameAnnotations, MaskPublic, SegmentPublic, SegmentRequest, SimilarPublic
 from curator.index import FrameNotEmbeddedError, UnknownFrameError, similar_frames
 from curator.store import repo
 from curator.store.models import Frame
@@ -122,3 +122,43 @@ def frame_similar(
         if other is not None:  # the index may briefly hold a frame deleted since
             out.append(SimilarPublic(frame=frame_ref(other), similarity=similarity))
     return out
+
+
+@router.post("/{frame_id}/segment", response_model=SegmentPublic, responses={**AUTH_ERRORS, **errors(409)})
+def frame_segment(
+    frame_id: Id, body: SegmentRequest, session: SessionDep, principal: PrincipalDep, workspace: WorkspaceDep
+) -> SegmentPublic:
+    """Click-to-segment (annotator): one object's mask from clicks, an optional box and the object's
+    current mask; nothing is stored. Send every click made on the object so far with the mask the
+    last call answered: each click refines it. The first click on a frame runs the backend's image
+    encoder (cached per frame); later clicks cost a few hundred milliseconds on a CPU. 422 for clicks
+    or a box outside the frame (`invalid_prompt`), a mask of another size (`invalid_mask`) or an
+    unknown backend (`unknown_segmenter`); 409 `segmenter_unavailable` when the named backend's
+    weights are not installed on the server."""
+    import time
+
+    from curator.annotate.masks import encode_rle
+    from curator.annotate.sam2_backend import SAM2WeightsError
+    from curator.embed import BackboneWeightsError
+    from curator.project import Project
+    from curator.registry import UnknownNameError
+    from curator.segment import InvalidPromptError
+
+    found = repo.frame_project(session, frame_id)
+    if found is None or (principal.project_id is not None and principal.project_id != found[1]):
+        raise not_found("frame", frame_id)
+    project_for(session, principal, found[1], "annotator")
+    session.close()  # a first click may run an encoder for seconds: hold no connection meanwhile
+    points = [(p.x, p.y, p.positive) for p in body.points]
+    mask = None if body.mask is None else body.mask.model_dump()
+    start = time.perf_counter()
+    try:
+        result = Project.by_id(workspace, found[1]).segment(frame_id, points, body.box, mask, body.backend)
+    except InvalidPromptError as exc:
+        raise ApiError(422, "invalid_prompt", str(exc)) from exc
+    except UnknownNameError as exc:
+        raise ApiError(422, "unknown_segmenter", str(exc)) from exc
+    except (BackboneWeightsError, SAM2WeightsError) as exc:
+        raise ApiError(409, "segmenter_unavailable", str(exc)) from exc
+    ms = (time.perf_counter() - start) * 1000.0
+    return SegmentPublic(mask=encode_rle(result.mask), score=result.score, backend=result.backend, ms=round(ms, 1))

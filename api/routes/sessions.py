@@ -36,7 +36,7 @@ def _clear_cookie(response: Response, request: Request) -> None:
     )
 
 
-@router.post("", status_code=201, response_model=SessionPublic, responses=errors(401, 422, 507))
+@router.post("", status_code=201, response_model=SessionPublic, responses=errors(400, 401, 422, 507))
 def sign_in(
     body: SessionCreate,
     request: Request,

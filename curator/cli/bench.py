@@ -388,3 +388,55 @@ def bench_index_recall(
         report = bench.run_index_recall(n=n, dim=dim, queries=queries, k=k, seed=seed, **extra)
     _write(out, report)
     typer.echo(json.dumps(report, indent=2))
+
+
+@bench_app.command("segment")
+def bench_segment(
+    davis: DavisOpt,
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")] = Path("bench-out/segment.json"),
+    backends: Annotated[str, typer.Option(help="Comma-separated segmenters: grabcut, feature, sam2.")] = "grabcut,feature",
+    frames: Annotated[int, typer.Option("--frames", help="Frames per sequence, evenly spaced.", min=1)] = 3,
+    sequences: SequencesOpt = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="DINOv2 weights for `feature` (default: the settings').")
+    ] = None,
+    sam2_config: Annotated[str | None, typer.Option("--sam2-config", help="SAM 2 Hydra config name.")] = None,
+    sam2_checkpoint: Annotated[str | None, typer.Option("--sam2-checkpoint", help="SAM 2 checkpoint.")] = None,
+    sam2_hub: Annotated[str | None, typer.Option("--sam2-hub", help="SAM 2 hub id, e.g. facebook/sam2.1-hiera-tiny.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    max_clicks: Annotated[int, typer.Option("--max-clicks", help="Most clicks per frame.", min=1)] = 20,
+    params: Annotated[
+        str | None, typer.Option("--params", help='JSON settings per backend, e.g. \'{"feature": {"refine": "grabcut"}}\'.')
+    ] = None,
+) -> None:
+    """Click-to-segment on DAVIS frames: per backend, click latency p50/p95 and NoC@85/NoC@90 under the
+    standard simulated annotator (each click at the error point farthest from the error's boundary)."""
+    from curator.annotate.sam2_backend import SAM2WeightsError
+
+    bench = benchmark("segment")
+    try:
+        options: dict[str, dict[str, Any]] = json.loads(params) if params else {}
+    except json.JSONDecodeError as exc:
+        raise fail(f"--params is not valid JSON: {exc}") from None
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise fail('--params must map backend names to settings, e.g. {"feature": {"refine": "grabcut"}}')
+    sam2 = {k: v for k, v in {"config": sam2_config, "checkpoint": sam2_checkpoint, "hub_id": sam2_hub}.items() if v}
+    options["sam2"] = {**sam2, **options.get("sam2", {})}
+    try:
+        with user_errors():
+            report = bench.run_segment_bench(
+                davis,
+                _names(backends),
+                frames=frames,
+                sequences=_sequences(sequences),
+                checkpoint=checkpoint or load_settings().backbone_checkpoint or None,
+                device=device,
+                max_clicks=max_clicks,
+                options=options,
+                log=typer.echo,
+            )
+    except (SAM2WeightsError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    _write(out, report)
+    typer.echo(bench.format_table(report))
+    typer.echo(f"wrote {out}")

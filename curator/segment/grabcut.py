@@ -6,7 +6,7 @@ mask grown by ``margin`` of the frame's longer side, bounds the object: outside 
 Inside it the current mask starts as probable foreground and the rest as probable background (with
 no mask everything inside is probable foreground, GrabCut's own rectangle start). GrabCut runs on a
 copy of the frame scaled to ``max_side`` and its mask is upsampled; only the connected parts that hold
-a positive click (or, with none, overlap the current mask) are kept.
+a positive click or overlap the current mask are kept.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class GrabCutSegmenter:
         margin: Without a box, the rectangle around the clicks and mask grows by this fraction of
             the frame's longer side.
         seed_radius: Radius of a click's hard seed, as a fraction of the working frame's longer side.
-        keep_clicked: Keep only the connected parts of the mask that hold a positive click.
+        keep_clicked: Keep only the connected parts of the mask that hold a positive click or overlap
+            the current mask.
     """
 
     name: ClassVar[str] = "grabcut"
@@ -65,14 +66,14 @@ class GrabCutSegmenter:
         work = refine.working_size(size, self.max_side)
         labels = self.initial_labels(prompt, work)
         if labels is None:  # only negative clicks and no mask: nothing to segment
-            return SegmentResult(np.zeros(size, bool), 1.0)
+            return SegmentResult(np.zeros(size, bool), 1.0, self.name)
         small = refine.resize_image(prompt.image, work)
         fg, bgd, fgd = refine.run_grabcut(small, labels, self.iterations)
         fg = self._keep(fg, prompt, work)
         prob = refine.colour_posterior(small, bgd, fgd)
         region = labels != cv2.GC_BGD
         score = refine.crispness(prob, region) if prob is not None else 1.0
-        return SegmentResult(refine.upscale_mask(fg, size), score)
+        return SegmentResult(refine.upscale_mask(fg, size), score, self.name)
 
     def initial_labels(self, prompt: Prompt, work: tuple[int, int]) -> np.ndarray | None:
         """GrabCut's starting label map at the working size (None when there is nothing to segment)."""
@@ -109,6 +110,6 @@ class GrabCutSegmenter:
             return fg
         clicks = refine.scale_clicks(prompt.positives, prompt.size, work)
         seeds, _ = refine.click_disks(work, clicks, 0)
-        if not seeds.any() and prompt.mask is not None:
-            seeds = refine.upscale_mask(prompt.mask.astype(np.float32), work)
+        if prompt.mask is not None:
+            seeds |= refine.upscale_mask(prompt.mask.astype(np.float32), work)
         return refine.keep_components(fg, seeds)

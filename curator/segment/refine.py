@@ -105,7 +105,7 @@ def run_grabcut(image_rgb: np.ndarray, labels: np.ndarray, iterations: int) -> t
     if fg_init.all() or not fg_init.any():  # GrabCut needs samples of both sides to learn its colour models
         return fg_init, bgd, fgd
     bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
-    cv2.grabCut(bgr, work, None, bgd, fgd, max(int(iterations), 1), cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(bgr, work, (0, 0, 0, 0), bgd, fgd, max(int(iterations), 1), cv2.GC_INIT_WITH_MASK)
     return (work == cv2.GC_FGD) | (work == cv2.GC_PR_FGD), bgd, fgd
 
 
@@ -162,7 +162,7 @@ def guided_filter(guide_rgb: np.ndarray, src: np.ndarray, radius: int, eps: floa
     mean_p = box(p)
     cov_ip = box(guide * p[..., None]) - mean_i * mean_p[..., None]
     # 3x3 covariance of the guide in each window
-    var = np.empty(p.shape + (3, 3), np.float32)
+    var = np.empty((*p.shape, 3, 3), np.float32)
     for a in range(3):
         for b in range(a, 3):
             v = box(guide[..., a] * guide[..., b]) - mean_i[..., a] * mean_i[..., b]

@@ -152,4 +152,4 @@ class SAM2Segmenter:
             best = int(np.argmax(scores))
             out = np.asarray(masks[best] > 0.5, dtype=bool)
             self._last.put(key, (mask_digest(out), np.asarray(low_res[best : best + 1], np.float32)))
-        return SegmentResult(out, float(np.clip(scores[best], 0.0, 1.0)))
+        return SegmentResult(out, float(np.clip(scores[best], 0.0, 1.0)), self.name)

@@ -59,10 +59,12 @@ class SegmentResult:
         mask: ``(H, W)`` bool, the image's size.
         score: The backend's confidence in the mask, in [0, 1]: SAM 2's predicted IoU; for the other
             backends how decisive their foreground probability is over the pixels near the object.
+        backend: The registered name of the segmenter that made it.
     """
 
     mask: np.ndarray
     score: float
+    backend: str = ""
 
 
 @runtime_checkable

@@ -5,10 +5,10 @@ import { api } from "./api.js";
 import { colorOf } from "./editor.js";
 import { rleToMask } from "./rle.js";
 
-const SOURCE_RANK = { human: 0, propagated: 1, predicted: 2 };
+const SOURCE_RANK = { human: 0, rejected: 1, propagated: 2, predicted: 3 };
 const THUMB_HEIGHT = 96;
 
-/** Per object, the mask to show: human before propagated before predicted (any other source last). */
+/** Per object, the mask to show: human, rejected (sent back by a reviewer), propagated, then predicted. */
 export function bestMasks(masks) {
   const best = new Map();
   for (const m of masks) {
@@ -23,6 +23,7 @@ export function bestMasks(masks) {
 export function confidenceOf(masks) {
   if (!masks.length) return { text: "no mask", level: "none", value: null };
   if (masks.some((m) => m.source === "human")) return { text: "human", level: "good", value: 1 };
+  if (masks.some((m) => m.source === "rejected")) return { text: "rejected", level: "poor", value: 0 };
   const low = Math.min(...masks.map((m) => m.confidence));
   const source = masks.find((m) => m.confidence === low).source;
   const short = source === "propagated" ? "prop" : source === "predicted" ? "pred" : source;
@@ -171,7 +172,7 @@ export class Filmstrip {
     for (const id of editor.objectIds()) {
       const obj = editor.objects.get(id);
       if (!obj.visible || !obj.area) continue;
-      ctx.globalAlpha = 0.55;
+      ctx.globalAlpha = 0.9; // the layers are translucent inside already: about the neighbours' 0.55
       ctx.drawImage(obj.layer, 0, 0, w, h);
     }
     ctx.globalAlpha = 1;

@@ -340,6 +340,7 @@ function renderTask() {
         ["Time", `${task.frame.timestamp.toFixed(2)} s`],
         ["Size", `${task.frame.width} × ${task.frame.height}`],
         ["Why", task.reason || "—"],
+        ...(task.review_note ? [["Review", task.review_note]] : []),
       ]
     : [["Task", "none claimed"]];
   for (const [k, v] of rows) {
