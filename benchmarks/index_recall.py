@@ -96,41 +96,10 @@ def run_index_recall(
     ids = np.arange(n, dtype=np.int64)
     single_q = q[: max(0, min(single, queries))]
 
-    # exact: what the store keeps below its IVF threshold
-    gc.collect()
-    rss0 = _rss()
-    t0 = time.perf_counter()
-    exact = FaissIndex.build(ids, base, ivf_threshold=n + 1, nprobe=nprobe)
-    exact_build = time.perf_counter() - t0
-    exact_mem = _rss() - rss0
-    assert exact.is_exact
-    t0 = time.perf_counter()
-    _, truth = exact.search_batched(q, k)
-    exact_query = time.perf_counter() - t0
-    exact_single = _single_query_ms(exact, single_q, k)
-    del exact
-    gc.collect()
-
-    # IVF: what the store switches to from its threshold (built by the same make_ivf)
-    rss0 = _rss()
-    t0 = time.perf_counter()
-    ivf = FaissIndex.build(ids, base, ivf_threshold=1, nprobe=nprobe)
-    ivf_build = time.perf_counter() - t0
-    ivf_mem = _rss() - rss0
-    assert ivf.is_ivf
-    t0 = time.perf_counter()
-    _, found = ivf.search_batched(q, k)
-    ivf_query = time.perf_counter() - t0
+    exact, truth = _measure(ids, base, q, single_q, k, nprobe, ivf=False)
+    ivf, found = _measure(ids, base, q, single_q, k, nprobe, ivf=True)
     recall = recall_at_k(found, truth)
-    ivf_single = _single_query_ms(ivf, single_q, k)
-    swept = []
-    for p in sorted({int(v) for v in sweep} - {int(nprobe)}):
-        ivf.nprobe = p
-        t0 = time.perf_counter()
-        _, f = ivf.search_batched(q, k)
-        seconds = time.perf_counter() - t0
-        swept.append({"nprobe": p, "recall_at_k": round(recall_at_k(f, truth), 4), "query_s": round(seconds, 3)})
-    ivf.nprobe = nprobe
+    swept = _sweep(ivf.pop("index"), q, k, truth, sweep, nprobe)
 
     return {
         "n": n,
@@ -139,29 +108,67 @@ def run_index_recall(
         "k": k,
         "seed": seed,
         "data": {"generator": "make_clustered", "clusters": clusters, "spread": spread, "seconds": round(data_s, 2)},
-        "nlist": ivf.nlist,
+        "nlist": ivf.pop("nlist"),
         "nprobe": nprobe,
         "train_per_list": IVF_TRAIN_PER_LIST,
         "recall_at_k": round(recall, 4),
         "target_recall": 0.95,
         "meets_target": recall >= 0.95,
-        "exact": {
-            "build_s": round(exact_build, 3),
-            "query_s": round(exact_query, 3),
-            "query_ms_single": round(exact_single, 3),
-            "memory_mb": round(exact_mem / MB, 1),
-        },
-        "ivf": {
-            "build_s": round(ivf_build, 3),
-            "query_s": round(ivf_query, 3),
-            "query_ms_single": round(ivf_single, 3),
-            "memory_mb": round(ivf_mem / MB, 1),
-        },
+        "exact": exact,
+        "ivf": ivf,
         "nprobe_sweep": swept,
         "vectors_mb": round(n * dim * 4 / MB, 1),
         "peak_rss_mb": round(_peak_rss() / MB, 1),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "faiss_threads": _threads()},
     }
+
+
+def _measure(
+    ids: np.ndarray, base: np.ndarray, q: np.ndarray, single_q: np.ndarray, k: int, nprobe: int, *, ivf: bool
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Build the store's exact (below its IVF threshold) or IVF index the store's way, time it, search.
+
+    Returns:
+        The timings (``build_s``, ``query_s``, ``query_ms_single``, ``memory_mb``; for IVF also the
+        ``index`` and its ``nlist``) and the neighbours found for ``q``.
+    """
+    gc.collect()
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    index = FaissIndex.build(ids, base, ivf_threshold=1 if ivf else len(ids) + 1, nprobe=nprobe)
+    build = time.perf_counter() - t0
+    memory = _rss() - rss0
+    assert index.is_ivf if ivf else index.is_exact
+    t0 = time.perf_counter()
+    _, found = index.search_batched(q, k)
+    query = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "build_s": round(build, 3),
+        "query_s": round(query, 3),
+        "query_ms_single": round(_single_query_ms(index, single_q, k), 3),
+        "memory_mb": round(memory / MB, 1),
+    }
+    if ivf:
+        out.update(index=index, nlist=index.nlist)
+    else:
+        del index
+        gc.collect()
+    return out, found
+
+
+def _sweep(
+    ivf: FaissIndex, q: np.ndarray, k: int, truth: np.ndarray, sweep: Sequence[int], nprobe: int
+) -> list[dict[str, Any]]:
+    """Recall and query time of the IVF index at other ``nprobe`` values (restored afterwards)."""
+    swept = []
+    for p in sorted({int(v) for v in sweep} - {int(nprobe)}):
+        ivf.nprobe = p
+        t0 = time.perf_counter()
+        _, f = ivf.search_batched(q, k)
+        seconds = time.perf_counter() - t0
+        swept.append({"nprobe": p, "recall_at_k": round(recall_at_k(f, truth), 4), "query_s": round(seconds, 3)})
+    ivf.nprobe = nprobe
+    return swept
 
 
 def _threads() -> int | None:
