@@ -41,12 +41,12 @@ pytest: $(STAMP)
 		echo "!!! BROWSER TESTS CANNOT RUN: no Chromium found (CURATOR_CHROMIUM unset or not executable, no chromium on PATH)."; \
 		echo "!!! tests/test_web.py will skip (and FAIL when CI is set). Get one: sudo apt-get install chromium, or CURATOR_CHROMIUM=/path/to/chromium make test"; \
 	fi
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test: check pytest
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q --runslow
+	$(BIN)/python -m pytest -q -n auto --runslow
 
 # Refresh the pinned versions from the current environment.
 lock:

@@ -21,6 +21,7 @@ H, W = 24, 32
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # test_hardening_jobs kills a server during submissions, an ingest and an upload by default
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 def test_kill_9_during_submissions_loses_no_acknowledged_label(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)

@@ -79,6 +79,7 @@ def test_dinov2_shapes(dinov2_backbone) -> None:  # type: ignore[no-untyped-def]
         dinov2_backbone.patch_tokens(images(1), size=(100, 196))
 
 
+@pytest.mark.slow  # real DAVIS through DINOv2 (~17 s); the backbone's own tests stay in the default run
 def test_dinov2_neighbours_stay_in_their_davis_sequence(dinov2_backbone) -> None:  # type: ignore[no-untyped-def]
     root = require(DAVIS / "JPEGImages" / "480p")
     frames, labels = [], []
