@@ -4,10 +4,11 @@ The frame's DINOv2 patch features (``patch_tokens`` at ``short_side`` pixels, L2
 computed once per image and kept in an LRU cache, so a click after the first costs no encoder pass.
 Per click:
 
-1. **Affinity.** Every patch's cosine similarity to the features under the positive clicks (and
-   the current mask's mean feature; the best of them) minus its similarity to those under the
-   negative clicks. Before the first negative click the reference is a threshold picked per image
-   from the similarities (Otsu's), so the split adapts to how alike object and background look.
+1. **Affinity.** Every patch's cosine similarity to the features under the positive clicks (each
+   lowered with the patch's distance from its click, ``pos_decay``: a click on a patch that mixes
+   object and background must not light up the whole frame) and to the current mask's mean
+   feature, the best of them, minus its similarity to the features under the negative clicks.
+   Before the first negative click the reference is a fixed ``threshold`` (0.5).
 2. **Probability.** A logistic of that score (``temperature``), plus the current mask as a prior
    (``mask_weight`` logits for or against), plus a bump of ``click_weight`` logits around each click
    that fades over ``click_sigma`` of the frame (a click speaks loudest about its own neighbourhood).
@@ -20,11 +21,8 @@ Per click:
    The clicks are hard seeds, and only the connected parts that hold a positive click or overlap
    the current mask are kept.
 
-On 10 DAVIS frames under the simulated annotator of ``curator bench segment``, ``grabcut`` needed
-about as few clicks as ``colour`` (NoC@90 12.5 against 13.1) at three to eight times the time per click
-(p95 1.8-3.3 s against 0.2-0.3 s on a loaded 2-core CPU); ``guided`` alone needed 15.5 and ``none``
-17.9. Changing only the part of the mask around the newest click (FocalClick's idea) cost clicks
-(13.4-17.4) and was dropped.
+The defaults come from ``curator bench segment``'s simulated annotator on DAVIS frames; what was
+tried and measured is in ``docs/experiments.md`` (click-to-segment).
 """
 
 from __future__ import annotations
@@ -87,6 +85,29 @@ def sample_grid(grid: np.ndarray, clicks: Sequence[Click], size: tuple[int, int]
     return out
 
 
+def click_similarity(grid: np.ndarray, clicks: Sequence[Click], size: tuple[int, int], decay: float) -> np.ndarray:
+    """Per patch, the best cosine similarity to the features under ``clicks``, each lowered by ``decay``
+    times the patch's distance from that click (in units of the frame's longer side).
+
+    Returns:
+        ``(rows, cols)`` float32; -inf everywhere when there are no clicks.
+    """
+    rows, cols = grid.shape[:2]
+    best = np.full((rows, cols), -np.inf, np.float32)
+    if not clicks:
+        return best
+    sims = grid @ sample_grid(grid, clicks, size).T  # (rows, cols, clicks)
+    height, width = size
+    ys = (np.arange(rows, dtype=np.float32)[:, None] + 0.5) * height / rows
+    xs = (np.arange(cols, dtype=np.float32)[None, :] + 0.5) * width / cols
+    for i, c in enumerate(clicks):
+        near = sims[..., i]
+        if decay:
+            near = near - decay * np.sqrt((ys - c.y) ** 2 + (xs - c.x) ** 2) / max(height, width)
+        best = np.maximum(best, near)
+    return best
+
+
 def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
     """Otsu's threshold of a set of values (the split maximising the between-class variance)."""
     values = values.ravel()
@@ -129,12 +150,17 @@ class FeatureSegmenter:
             when ``backbone`` is given.
         backbone: An already-built DINOv2 backbone with ``patch_tokens`` (shares the weights).
         device: ``auto``, ``cpu`` or ``cuda``.
-        short_side: Frames go to the encoder with this short side (224 px: a 16-row grid).
+        short_side: Frames go to the encoder with this short side (448 px: a 32-row grid).
         cache_size: Images whose features are kept (LRU).
         temperature: Scale of the similarity score in the logistic (lower is sharper).
         mask_weight: Logits the current mask adds inside it and takes away outside it.
         click_weight: Logits a click adds (positive) or takes away (negative) at its own position.
         click_sigma: How far a click's bump reaches, as a fraction of the frame's longer side.
+        pos_decay: A positive click's similarity falls by this much per frame's longer side of
+            distance from it (distant look-alikes count less).
+        neg_decay: The same for negative clicks (a negative click mostly fixes its own surroundings).
+        threshold: Before the first negative click, the similarity a patch needs to count as the
+            object; ``None`` picks it per image (Otsu's threshold of the similarities).
         refine: ``colour``, ``guided``, ``grabcut`` or ``none`` (see the module docstring).
         colour_weight: With ``colour``, weight of the colour log-likelihood ratio in the logits.
         max_side: The refinement runs on the frame scaled so its longer side is at most this.
@@ -152,12 +178,15 @@ class FeatureSegmenter:
     checkpoint: str | Path | None = None
     backbone: Any = None
     device: str = "auto"
-    short_side: int = 224
+    short_side: int = 448
     cache_size: int = 16
     temperature: float = 0.05
     mask_weight: float = 1.0
     click_weight: float = 2.0
-    click_sigma: float = 0.05
+    click_sigma: float = 0.03
+    pos_decay: float = 1.0
+    threshold: float | None = 0.5
+    neg_decay: float = 0.0
     refine: str = "colour"
     colour_weight: float = 2.0
     max_side: int = 480
@@ -246,19 +275,17 @@ class FeatureSegmenter:
             positives = [Click((x0 + x1) / 2, (y0 + y1) / 2, True)]
         if not positives and current is None:
             return None
-        pos_feats = sample_grid(grid, positives, size)
+        score_pos = click_similarity(grid, positives, size, self.pos_decay)
         if current is not None:  # the current object's mean feature counts as one more positive
             inside = refine.resize_image(current.astype(np.float32), feats.shape) > 0.5
             if inside.any():
                 proto = grid[inside].mean(axis=0)
-                pos_feats = np.vstack([pos_feats, proto / max(float(np.linalg.norm(proto)), 1e-6)])
-        if not len(pos_feats):
-            return None
-        score_pos = (grid @ pos_feats.T).max(axis=-1)
+                score_pos = np.maximum(score_pos, grid @ (proto / max(float(np.linalg.norm(proto)), 1e-6)))
         if negatives:
-            score_neg = (grid @ sample_grid(grid, negatives, size).T).max(axis=-1)
+            score_neg = click_similarity(grid, negatives, size, self.neg_decay)
         else:
-            score_neg = np.full_like(score_pos, otsu_threshold(score_pos))
+            floor = otsu_threshold(score_pos) if self.threshold is None else self.threshold
+            score_neg = np.full_like(score_pos, floor)
         logit = refine.resize_soft((score_pos - score_neg) / self.temperature, work)
         if current is not None:
             logit += self.mask_weight * (2.0 * refine.resize_soft(current.astype(np.float32), work) - 1.0)
