@@ -11,39 +11,17 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_outputs import errors, images, summary
 
 from conftest import DAVIS, DINOV2_CHECKPOINT, REPO_ROOT, require
 
 nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "walkthrough.ipynb"
-
-
-def _outputs(nb: Any) -> list[Any]:
-    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
-
-
-def _images(nb: Any) -> int:
-    return sum(1 for out in _outputs(nb) if "image/png" in out.get("data", {}))
-
-
-def _errors(nb: Any) -> list[str]:
-    return [f"{out.get('ename')}: {out.get('evalue')}" for out in _outputs(nb) if out.output_type == "error"]
-
-
-def _summary(nb: Any) -> dict[str, Any]:
-    """The ``SUMMARY {json}`` line the notebook's last cell prints."""
-    for out in _outputs(nb):
-        if out.output_type == "stream" and out.name == "stdout":
-            for line in out.text.splitlines():
-                if line.startswith("SUMMARY "):
-                    return dict(json.loads(line.removeprefix("SUMMARY ")))
-    raise AssertionError("the notebook printed no SUMMARY line")
 
 
 def _check_summary(summary: dict[str, Any]) -> None:
@@ -58,9 +36,9 @@ def test_committed_notebook_is_valid_with_outputs() -> None:
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert code and all(cell.execution_count is not None for cell in code), "commit the executed notebook"
-    assert _errors(nb) == []
-    assert _images(nb) >= 3
-    _check_summary(_summary(nb))
+    assert errors(nb) == []
+    assert images(nb) >= 3
+    _check_summary(summary(nb))
     assert NOTEBOOK.stat().st_size < 2_000_000, "keep the committed notebook small (dpi, thumbnails)"
 
 
@@ -118,7 +96,7 @@ def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyP
     client.execute()  # raises CellExecutionError on the first failing cell
     nbformat.write(nb, tmp_path / NOTEBOOK.name)  # the committed file stays as it is
 
-    assert _errors(nb) == []
-    assert _images(nb) >= 3
-    _check_summary(_summary(nb))
+    assert errors(nb) == []
+    assert images(nb) >= 3
+    _check_summary(summary(nb))
     assert (tmp_path / "out" / "cache").is_dir()

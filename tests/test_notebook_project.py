@@ -6,11 +6,11 @@ clip, so unlike the walkthrough it needs no data or weights and runs in the fast
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_outputs import errors, images, summary
 
 from conftest import REPO_ROOT
 
@@ -18,28 +18,6 @@ nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "project.ipynb"
 COUNTS = ("frames", "shots", "picks", "human_masks", "propagated_masks", "exported_images")
-
-
-def _outputs(nb: Any) -> list[Any]:
-    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
-
-
-def _images(nb: Any) -> int:
-    return sum(1 for out in _outputs(nb) if "image/png" in out.get("data", {}))
-
-
-def _errors(nb: Any) -> list[str]:
-    return [f"{out.get('ename')}: {out.get('evalue')}" for out in _outputs(nb) if out.output_type == "error"]
-
-
-def _summary(nb: Any) -> dict[str, Any]:
-    """The ``SUMMARY {json}`` line the notebook's last cell prints."""
-    for out in _outputs(nb):
-        if out.output_type == "stream" and out.name == "stdout":
-            for line in out.text.splitlines():
-                if line.startswith("SUMMARY "):
-                    return dict(json.loads(line.removeprefix("SUMMARY ")))
-    raise AssertionError("the notebook printed no SUMMARY line")
 
 
 def _check_summary(summary: dict[str, Any]) -> None:
@@ -60,15 +38,15 @@ def test_committed_notebook_is_valid_with_outputs() -> None:
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert code and all(cell.execution_count is not None for cell in code), "commit the executed notebook"
-    assert _errors(nb) == []
-    assert _images(nb) >= 3
-    _check_summary(_summary(nb))
+    assert errors(nb) == []
+    assert images(nb) >= 3
+    _check_summary(summary(nb))
     assert NOTEBOOK.stat().st_size < 1_000_000, "keep the committed notebook small (dpi, thumbnails)"
 
 
 def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbclient = pytest.importorskip("nbclient")
-    committed = _summary(nbformat.read(NOTEBOOK, as_version=4))
+    committed = summary(nbformat.read(NOTEBOOK, as_version=4))
     # the kernel inherits the environment: its home and exports go under tmp_path
     monkeypatch.setenv("CURATOR_PROJECT_NOTEBOOK_OUT", str(tmp_path / "out"))
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -78,10 +56,10 @@ def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyP
     client.execute()  # raises CellExecutionError on the first failing cell
     nbformat.write(nb, tmp_path / NOTEBOOK.name)  # the committed file stays as it is
 
-    assert _errors(nb) == []
-    assert _images(nb) >= 3
-    summary = _summary(nb)
-    _check_summary(summary)
-    assert {k: summary[k] for k in COUNTS} == {k: committed[k] for k in COUNTS}
+    assert errors(nb) == []
+    assert images(nb) >= 3
+    ran = summary(nb)
+    _check_summary(ran)
+    assert {k: ran[k] for k in COUNTS} == {k: committed[k] for k in COUNTS}
     exports = sorted(path.name for path in (tmp_path / "out" / "export").iterdir())
     assert exports == ["sample-coco-all.json", "sample-coco-human.json"]
