@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -29,3 +30,20 @@ def summary(nb: Any) -> dict[str, Any]:
                 if line.startswith("SUMMARY "):
                     return dict(json.loads(line.removeprefix("SUMMARY ")))
     raise AssertionError("the notebook printed no SUMMARY line")
+
+
+def execute(notebook: Path, out: Path, timeout: int) -> Any:
+    """Run ``notebook`` top to bottom in a kernel started in its folder; write the result to ``out``.
+
+    The committed file stays as it is. Raises ``CellExecutionError`` on the first failing cell.
+    """
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+    )
+    client.execute()
+    nbformat.write(nb, out)
+    return nb

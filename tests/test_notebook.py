@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notebook_outputs import errors, images, summary
+from notebook_outputs import errors, execute, images, summary
 
 from conftest import DAVIS, DINOV2_CHECKPOINT, REPO_ROOT, require
 
@@ -82,19 +82,14 @@ def test_notebook_code_fits_the_package() -> None:
 
 @pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
     require(DAVIS)
     require(DINOV2_CHECKPOINT)
     # the kernel inherits the environment: shared data, and outputs (cache included) under tmp_path
     monkeypatch.setenv("CURATOR_DAVIS", str(DAVIS))
     monkeypatch.setenv("CURATOR_BACKBONE_CHECKPOINT", str(DINOV2_CHECKPOINT))
     monkeypatch.setenv("CURATOR_WALKTHROUGH_OUT", str(tmp_path / "out"))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()  # raises CellExecutionError on the first failing cell
-    nbformat.write(nb, tmp_path / NOTEBOOK.name)  # the committed file stays as it is
+    nb = execute(NOTEBOOK, tmp_path / NOTEBOOK.name, timeout=1800)
 
     assert errors(nb) == []
     assert images(nb) >= 3

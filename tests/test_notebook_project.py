@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notebook_outputs import errors, images, summary
+from notebook_outputs import errors, execute, images, summary
 
 from conftest import REPO_ROOT
 
@@ -45,16 +45,11 @@ def test_committed_notebook_is_valid_with_outputs() -> None:
 
 
 def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
     committed = summary(nbformat.read(NOTEBOOK, as_version=4))
     # the kernel inherits the environment: its home and exports go under tmp_path
     monkeypatch.setenv("CURATOR_PROJECT_NOTEBOOK_OUT", str(tmp_path / "out"))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()  # raises CellExecutionError on the first failing cell
-    nbformat.write(nb, tmp_path / NOTEBOOK.name)  # the committed file stays as it is
+    nb = execute(NOTEBOOK, tmp_path / NOTEBOOK.name, timeout=300)
 
     assert errors(nb) == []
     assert images(nb) >= 3
