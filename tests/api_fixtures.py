@@ -196,3 +196,21 @@ def start_server(home: Path, log: Path | None = None) -> tuple[Any, str]:
     process, url = spawn_server(home, log)
     wait_healthy(process, url, log)
     return process, url
+
+
+def annotate_until(
+    url: str, project_id: int, key: str, body: dict[str, Any], stop: threading.Event,
+    acknowledged: list[tuple[int, int]], lock: threading.Lock,
+) -> None:
+    """One annotator claiming two tasks at a time and submitting ``body`` until ``stop`` or the server
+    goes away; records ``(task id, frame id)`` of every submission answered 200."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=5) as http:
+        while not stop.is_set():
+            try:
+                tasks = http.post(f"/projects/{project_id}/queue/claim", json={"limit": 2}).json()["tasks"]
+                for task in tasks:
+                    if http.post(f"/tasks/{task['id']}/submit", json=body).status_code == 200:
+                        with lock:
+                            acknowledged.append((task["id"], task["frame_id"]))
+            except (httpx.HTTPError, ValueError, KeyError):
+                return

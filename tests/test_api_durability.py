@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from curator.workspace import Workspace
-from tests.api_fixtures import box_rle, make_settings, new_key, seed_tasks, start_server
+from tests.api_fixtures import annotate_until, box_rle, make_settings, new_key, seed_tasks, start_server
 
 H, W = 24, 32
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +38,7 @@ def test_kill_9_during_submissions_loses_no_acknowledged_label(tmp_path: Path) -
     body = {"masks": [{"object_id": 1, "rle": box_rle(H, W)}]}
 
     def annotate(key: str) -> None:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=5) as http:
-            while not stop.is_set():
-                try:
-                    tasks = http.post(f"/projects/{pid}/queue/claim", json={"limit": 2}).json()["tasks"]
-                    for task in tasks:
-                        if http.post(f"/tasks/{task['id']}/submit", json=body).status_code == 200:
-                            with lock:
-                                acknowledged.append((task["id"], task["frame_id"]))
-                except (httpx.HTTPError, ValueError, KeyError):
-                    return
+        annotate_until(url, pid, key, body, stop, acknowledged, lock)
 
     threads = [threading.Thread(target=annotate, args=(k,)) for k in keys]
     for thread in threads:

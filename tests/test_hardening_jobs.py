@@ -33,6 +33,7 @@ from curator.store.blobs import BlobStore
 from curator.store.models import Annotation, Frame, Job, Task, Video
 from curator.workspace import Workspace
 from tests.api_fixtures import (
+    annotate_until,
     auth,
     box_rle,
     make_settings,
@@ -463,16 +464,7 @@ def test_kill_9_during_ingest_upload_and_submissions(tmp_path: Path) -> None:
     body = {"masks": [{"object_id": 1, "rle": box_rle(H, W)}]}
 
     def annotate(key: str) -> None:
-        with httpx.Client(base_url=url, headers=auth(key), timeout=5) as http:
-            while not stop.is_set():
-                try:
-                    tasks = http.post(f"/projects/{pid}/queue/claim", json={"limit": 2}).json()["tasks"]
-                    for task in tasks:
-                        if http.post(f"/tasks/{task['id']}/submit", json=body).status_code == 200:
-                            with lock:
-                                acknowledged.append((task["id"], task["frame_id"]))
-                except (httpx.HTTPError, ValueError, KeyError):
-                    return
+        annotate_until(url, pid, key, body, stop, acknowledged, lock)
 
     def slow_upload() -> None:  # (b) an upload that is still arriving when the server dies
         boundary = "curatorboundary"
