@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,8 @@ from curator.config import Settings, load_settings
 from curator.jobs import JobRunner, ThreadJobRunner
 from curator.workspace import Workspace
 
+logger = logging.getLogger("curator.api")
+
 DESCRIPTION = """
 Curation service for video segmentation datasets.
 
@@ -53,6 +56,18 @@ Curation service for video segmentation datasets.
 * **Sizes**: request bodies over `json_max_bytes` (64 KiB without a key) get `413 payload_too_large`
   before they are read; video uploads are limited by `upload_max_bytes` instead.
 """
+
+
+def preload_segmenter(workspace: Workspace) -> None:
+    """Build the workspace's click-to-segment backend (:meth:`curator.project.Curator.segmenter`) in
+    the background as the server starts. A backend that cannot be built is logged; the first click
+    then answers with the reason."""
+    from curator.project import Curator
+
+    try:
+        Curator(workspace.settings, lambda text: logger.info("%s", text), workspace=workspace).segmenter()
+    except Exception as exc:  # a background start-up step must not kill the server
+        logger.warning("click-to-segment could not be prepared: %s", exc)
 
 
 def create_app_from_environment() -> FastAPI:
@@ -81,6 +96,8 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runner.start()
+        if settings.segment_warm:  # the first click should not wait for imports and weights
+            threading.Thread(target=preload_segmenter, args=(workspace,), name="curator-segmenter", daemon=True).start()
         try:
             yield
         finally:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         preannotate: Pre-annotate queued tasks: the service queues a ``preannotate`` job after each
             selection and round that queues tasks, and ``Project.select``/``Project.round`` run it
             in-process (propagated masks from the video's human keyframes, or a round's masks).
+        segment_warm: Prepare click-to-segment ahead of the first click: the server builds the
+            segmenter when it starts, and the ``preannotate`` job runs its encoder on the queued
+            frames and keeps the result under ``blobs/segment-cache/``.
         thumb_side: Longer side of frame thumbnails served by the API.
         image_cache_seconds: ``Cache-Control: max-age`` of frame images (their content never changes).
         session_hours: How long a browser stays signed in to the labelling page after ``POST /session``.
@@ -101,6 +104,7 @@ class Settings(BaseSettings):
     propagator: str = "auto"
     segmenter: str = "auto"
     preannotate: bool = True
+    segment_warm: bool = True
     thumb_side: int = 256
     image_cache_seconds: int = 86400
     session_hours: float = 12.0

@@ -33,6 +33,7 @@ MaskInput = Mapping[int, np.ndarray] | np.ndarray | Sequence[tuple[int, Mapping[
 
 #: Receives one-line notices (for example that ``auto`` fell back to a weight-free model).
 NoticeFn = Callable[[str], None]
+
 #: Staged progress: ``(stage, done, total)``.
 StagedProgress = Callable[[str, int, int | None], None]
 
@@ -122,11 +123,12 @@ class Curator:
     Args:
         settings: Settings naming the home and every default.
         notice: Receives one-line notices (fallbacks).
+        workspace: An already-open workspace of ``settings`` to use (the service's, a job's).
     """
 
-    def __init__(self, settings: Settings, notice: NoticeFn = stderr_notice) -> None:
+    def __init__(self, settings: Settings, notice: NoticeFn = stderr_notice, *, workspace: Workspace | None = None) -> None:
         self.settings = settings
-        self.workspace = Workspace(settings)
+        self.workspace = workspace or Workspace(settings)
         self.notice = notice
         self._backbones: dict[str, Any] = {}
         #: Why ``auto`` fell back to ``classic``, per backbone name asked for (absent: no fallback).
@@ -158,6 +160,31 @@ class Curator:
             if row is None:
                 raise repo.NotFoundError(f"no project with id {project_id}")
             return Project(self, row.id, row.name)
+
+    def segmenter(self, backend: str | None = None) -> Any:
+        """The process's click-to-segment backend for this workspace (built once; the first call may
+        load weights), with its encodings kept on disk under the workspace's blobs
+        (:mod:`curator.segment.cache`), so a frame warmed by :meth:`Project.warm_segments` is not
+        encoded again.
+
+        Args:
+            backend: ``grabcut``, ``feature``, ``sam2`` or ``auto`` (default the ``segmenter`` setting).
+
+        Returns:
+            :class:`curator.segment.SegmenterChoice` (``segmenter``, ``name``, ``fell_back``).
+        """
+        from curator.segment import shared_segmenter
+        from curator.segment.cache import CACHE_DIR, attach_store
+
+        settings = self.settings
+        choice = shared_segmenter(
+            backend or settings.segmenter,
+            notice=self.notice,
+            checkpoint=settings.backbone_checkpoint or None,
+            device=settings.device,
+        )
+        attach_store(choice.segmenter, self.workspace.blobs.path(CACHE_DIR))
+        return choice
 
     def projects(self) -> list[ProjectInfo]:
         """Every project with its video and frame counts, by id."""
@@ -238,11 +265,7 @@ class Project:
     @classmethod
     def by_id(cls, workspace: Workspace, project_id: int, notice: NoticeFn = stderr_notice) -> Project:
         """The project ``project_id`` of an already-open workspace (job handlers use this)."""
-        curator = Curator.__new__(Curator)
-        curator.settings, curator.workspace, curator.notice, curator._backbones, curator.fallbacks = (
-            workspace.settings, workspace, notice, {}, {},
-        )
-        return curator.project_by_id(project_id)
+        return Curator(workspace.settings, notice, workspace=workspace).project_by_id(project_id)
 
     @property
     def workspace(self) -> Workspace:
@@ -269,8 +292,9 @@ class Project:
 
         Args:
             paths: One video file or several.
-            fps: Candidate frames per second (default the settings'; 0 keeps every ``stride``-th).
-            stride: Keep every n-th decoded frame.
+            fps: Candidate frames per second for these files, in place of the ``sample_fps`` setting
+                (0 keeps every ``stride``-th frame; at most 1000).
+            stride: Keep every n-th decoded frame, in place of the ``sample_stride`` setting (1..100000).
             backbone: Embedding backbone (default the settings'; ``auto`` falls back to ``classic``).
             embed: Embed frames on the way (into the project's FAISS index).
             skip_bad: Record files that are not decodable videos in ``rejected`` and go on, instead
@@ -278,16 +302,16 @@ class Project:
             progress: Staged progress callback.
 
         Raises:
+            ValueError: For an ``fps`` or ``stride`` out of range (before anything is read).
             VideoDecodeError: For a file that is not a decodable video (unless ``skip_bad``); nothing
                 of it is stored.
         """
         from curator.ingest import VideoDecodeError, ingest_video
+        from curator.ingest.sample import sampling_settings
         from curator.progress import no_progress
 
         items = [paths] if isinstance(paths, str | Path) else list(paths)
-        settings = self.home.settings.model_copy(
-            update={k: v for k, v in {"sample_fps": fps, "sample_stride": stride}.items() if v is not None}
-        )
+        settings = sampling_settings(self.home.settings, fps, stride)
         model = self.home.backbone(backbone) if embed else None
         report = IngestReport()
         for path in items:
@@ -416,7 +440,7 @@ class Project:
         """
         from curator.annotate.masks import decode_rle
         from curator.labels.masks import InvalidMaskError, check_rle
-        from curator.segment import shared_segmenter
+        from curator.segment.cache import frame_key
         from curator.segment.types import check_prompt
         from curator.store import repo
         from curator.store.blobs import read_rgb
@@ -426,7 +450,7 @@ class Project:
             if found is None or found[1] != self.id:
                 raise repo.NotFoundError(f"no frame {frame_id} in project {self.name!r}")
             path = self.workspace.blobs.path(found[0].blob_path)
-            key = ("frame", found[0].content_hash, str(path))  # per-image caches of the shared segmenter
+            key = frame_key(found[0].content_hash, path)
         image = read_rgb(path)
         height, width = image.shape[:2]
         if isinstance(mask, Mapping):
@@ -434,14 +458,40 @@ class Project:
         elif mask is not None and np.shape(mask) != (height, width):
             raise InvalidMaskError(f"the mask has shape {np.shape(mask)}, the frame is ({height}, {width})")
         check_prompt(image, points, box, mask)  # bad input fails before any model loads
-        settings = self.home.settings
-        choice = shared_segmenter(
-            backend or settings.segmenter,
-            notice=self.home.notice,
-            checkpoint=settings.backbone_checkpoint or None,
-            device=settings.device,
-        )
-        return choice.segmenter.segment(image, points, box, mask, key=key)
+        return self.segmenter(backend).segmenter.segment(image, points, box, mask, key=key)
+
+    def segmenter(self, backend: str | None = None) -> Any:
+        """The process's click-to-segment backend for this workspace (:meth:`Curator.segmenter`)."""
+        return self.home.segmenter(backend)
+
+    def warm_segments(
+        self,
+        task_ids: Sequence[int] | None = None,
+        backend: str | None = None,
+        *,
+        progress: Callable[[str, int, int | None], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Run click-to-segment's encoder on queued tasks' frames ahead of the first click, and keep
+        the result on disk, so the annotator's first click costs a decoder pass only.
+
+        Args:
+            task_ids: Tasks to warm (default every open or leased task of the project).
+            backend: The segmenter (default the ``segmenter`` setting).
+            progress: Called with ``("warm", frames done, frames)``.
+            cancel: Stops early when it returns True.
+
+        Returns:
+            ``segmenter`` (its name), ``frames`` (considered), ``encoded`` (encoder passes run now),
+            ``cached`` (already cached) and ``seconds``; a segmenter without an encoder (``grabcut``)
+            gives ``frames`` with nothing encoded.
+        """
+        from curator.labels.preannotate import warm_frames
+
+        choice = self.segmenter(backend)
+        return {"segmenter": choice.name, **warm_frames(
+            self.workspace, self.id, task_ids, choice.segmenter, progress=progress, cancel=cancel
+        )}  # fmt: skip
 
     # --- selection and the queue ------------------------------------------------------------------
 

@@ -25,9 +25,10 @@ BEDROOM = (VIDEOS / "bedroom.mp4").resolve()
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Fast settings for tests: classic backbone, small frames, home under ``tmp_path``."""
+    """Fast settings for tests: classic backbone, small frames, home under ``tmp_path``, and no
+    click-to-segment warming (its own tests turn it on)."""
     values: dict[str, Any] = {
-        "home": tmp_path / "home", "backbone": "classic", "max_side": 320, "device": "cpu",
+        "home": tmp_path / "home", "backbone": "classic", "max_side": 320, "device": "cpu", "segment_warm": False,
     }
     values.update(overrides)
     return load_settings(None, **values)

@@ -120,6 +120,8 @@ class TimmViTBackbone:
 
         self.device = resolve_device(device)
         self.image_size = image_size
+        #: The weights file in use (``None``: the hub); names the weights in caches of derived data.
+        self.checkpoint: str | None = str(checkpoint or os.environ.get(CHECKPOINT_ENV) or "") or None
         self.model = load_timm_model(self.model_name, checkpoint, image_size).to(self.device)
         self.dim = int(self.model.embed_dim)
         self.patch_size = int(self.model.patch_embed.patch_size[0])

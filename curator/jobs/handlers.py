@@ -49,11 +49,13 @@ def ingest_handler(backbones: BackboneFactory) -> JobHandler:
 
     Params: ``path`` (blob-relative for uploads, absolute for registered paths), ``upload`` (bool:
     the file is an upload, removed once the job has an outcome), ``filename`` (recorded, never used
-    as a path) and ``backbone`` (name, or ``None`` for no embedding).
+    as a path), ``backbone`` (name, or ``None`` for no embedding), and optionally ``fps`` and
+    ``stride``: this video's sampling, in place of the ``sample_fps`` and ``sample_stride`` settings.
     """
 
     def run(ctx: JobContext) -> dict[str, Any]:
         from curator.ingest import VideoDecodeError, ingest_video
+        from curator.ingest.sample import sampling_settings
 
         params = ctx.params
         workspace = ctx.workspace
@@ -64,6 +66,10 @@ def ingest_handler(backbones: BackboneFactory) -> JobHandler:
             raise JobFailed(
                 "file_missing", f"the file to ingest is gone: {params.get('filename') or path.name}"
             )
+        try:
+            settings = sampling_settings(workspace.settings, params.get("fps"), params.get("stride"))
+        except ValueError as exc:
+            raise JobFailed("invalid_params", str(exc)) from None
         backbone = backbones(params["backbone"]) if params.get("backbone") else None
         try:
             result = ingest_video(
@@ -71,6 +77,7 @@ def ingest_handler(backbones: BackboneFactory) -> JobHandler:
                 ctx.project_id,
                 path,
                 backbone=backbone,
+                settings=settings,
                 filename=params.get("filename"),
                 progress=ctx.progress,
                 cancel=ctx.cancelled,
@@ -91,6 +98,8 @@ def ingest_handler(backbones: BackboneFactory) -> JobHandler:
             "shots": result.shots,
             "embedded": result.embedded,
             "backbone": result.backbone,
+            "sample_fps": settings.sample_fps,
+            "sample_stride": settings.sample_stride,
         }
 
     return run
@@ -201,12 +210,30 @@ def preannotate_handler(backbones: BackboneFactory) -> JobHandler:
             choice = job_propagator(ctx, backbones)
             return choice.propagator, str(choice.name)
 
-        return preannotate_tasks(
-            ctx.workspace, ctx.project_id, None if task_ids is None else [int(t) for t in task_ids], propagator,
-            progress=ctx.progress, cancel=ctx.cancelled,
+        ids = None if task_ids is None else [int(t) for t in task_ids]
+        result = preannotate_tasks(
+            ctx.workspace, ctx.project_id, ids, propagator, progress=ctx.progress, cancel=ctx.cancelled
         )
+        if ctx.workspace.settings.segment_warm:
+            result["warm"] = warm_segments(ctx, ids)
+        return result
 
     return run
+
+
+def warm_segments(ctx: JobContext, task_ids: list[int] | None) -> dict[str, Any]:
+    """Warm click-to-segment on the tasks' frames (:meth:`curator.project.Project.warm_segments`).
+    A segmenter that cannot be built does not fail the job: the result says why (``error``), and the
+    first click will say it too."""
+    from curator.project import Project
+
+    assert ctx.project_id is not None
+    try:
+        return Project.by_id(ctx.workspace, ctx.project_id).warm_segments(
+            task_ids, progress=ctx.progress, cancel=ctx.cancelled
+        )
+    except (LookupError, ValueError, OSError, RuntimeError) as exc:  # weights missing, unknown name
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def queue_preannotation(ctx: JobContext, task_ids: list[int], propagator: str | None = None) -> int | None:

@@ -100,3 +100,63 @@ def preannotate_tasks(
         "tasks": len(queued), "pre_annotated": pre_annotated, "already": already,
         "filled": pre_annotated - already, "videos": len(runnable), "propagator": name, "reason": reason,
     }
+
+
+def warm_frames(
+    workspace: Workspace,
+    project_id: int,
+    task_ids: Sequence[int] | None,
+    segmenter: Any,
+    *,
+    progress: Callable[[str, int, int | None], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Run ``segmenter``'s encoder on the frames of the project's open and leased tasks (those among
+    ``task_ids``, or all), so that the first click on each costs no encoder pass
+    (:meth:`curator.project.Project.warm_segments`).
+
+    Args:
+        workspace: Database and blobs.
+        project_id: The project.
+        task_ids: Tasks whose frames to warm; ``None`` takes every open or leased task.
+        segmenter: A click-to-segment backend; one without a ``warm`` method has nothing to warm.
+        progress: Called with ``("warm", frames done, frames)``.
+        cancel: Stops early when it returns True (what was warmed stays warm).
+
+    Returns:
+        ``frames`` (considered), ``encoded`` (encoder passes run now), ``cached`` (already warm),
+        ``seconds`` and ``stopped`` (True if cancelled).
+    """
+    import time
+
+    from curator.segment.cache import frame_key
+    from curator.store import repo
+    from curator.store.blobs import read_rgb
+
+    with workspace.db.session() as session:
+        queued = repo.queued_frames(session, project_id, task_ids)
+        frames = [repo.frame_project(session, q.frame_id) for q in queued]
+    keyed = {(f[0].content_hash, f[0].blob_path) for f in frames if f is not None}
+    warm = getattr(segmenter, "warm", None)
+    start = time.perf_counter()
+    encoded = cached = 0
+    stopped = False
+    for done, (content_hash, blob_path) in enumerate(sorted(keyed, key=lambda k: k[1])):
+        if warm is None:
+            break
+        if cancel is not None and cancel():
+            stopped = True
+            break
+        if progress is not None:
+            progress("warm", done, len(keyed))
+        path = workspace.blobs.path(blob_path)
+        if warm(read_rgb(path), frame_key(content_hash, path)):
+            encoded += 1
+        else:
+            cached += 1
+    if progress is not None:
+        progress("warm", encoded + cached, len(keyed))
+    return {
+        "frames": len(keyed), "encoded": encoded, "cached": cached,
+        "seconds": round(time.perf_counter() - start, 3), "stopped": stopped,
+    }

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from curator.segment import refine
+from curator.segment.cache import EncodingStore, weights_id
 from curator.segment.types import (
     BoxInput,
     Click,
@@ -44,6 +45,7 @@ from curator.segment.types import (
     LRUCache,
     Prompt,
     SegmentResult,
+    check_image,
     check_prompt,
     image_key,
     register_segmenter,
@@ -172,6 +174,8 @@ class FeatureSegmenter:
         margin: With GrabCut, fraction of the working frame's longer side kept around the probable
             object (the cut runs on that crop).
         seed_radius: Radius of a click's hard seed, as a fraction of the working frame's longer side.
+        store: Encodings on disk (:mod:`curator.segment.cache`), read before and written after an
+            encoder pass; ``None`` keeps them in memory only.
     """
 
     name: ClassVar[str] = "feature"
@@ -196,6 +200,7 @@ class FeatureSegmenter:
     band: float = 0.05
     margin: float = 0.05
     seed_radius: float = 0.01
+    store: EncodingStore | None = field(default=None, repr=False)
     cache: LRUCache[ImageFeatures] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -212,25 +217,63 @@ class FeatureSegmenter:
             self.backbone = create_backbone("dinov2_vits14", checkpoint=self.checkpoint, device=self.device).backbone
         return self.backbone
 
-    def features(self, image: np.ndarray, key: Hashable | None = None) -> ImageFeatures:
-        """The image's patch features, from the cache when ``key`` (default a pixel hash) was seen."""
-        from curator.annotate.feature import feature_grid
+    def encoding_tag(self) -> str:
+        """Names this segmenter's encodings on disk: the model's weights and the encoder's input size."""
+        model = self._model()  # the weights that actually loaded (a file, or the hub's)
+        return f"feature-dinov2_vits14-{weights_id(getattr(model, 'checkpoint', None))}-s{self.short_side}"
 
+    def features(self, image: np.ndarray, key: Hashable | None = None) -> ImageFeatures:
+        """The image's patch features: from memory when ``key`` (default a pixel hash) was seen, else
+        from :attr:`store`, else one encoder pass (kept in both)."""
         key = image_key(image) if key is None else key
         with self._lock:
             found = self.cache.get(key)
         if found is not None:
             return found
+        stored = self.store.get(key) if self.store is not None else None
+        if stored is not None and "grid" in stored:
+            feats = ImageFeatures(stored["grid"].astype(np.float32))
+        else:
+            feats = self._encode(image)
+            if self.store is not None:
+                self.store.put(key, {"grid": feats.grid.astype(np.float16)})
+            feats = ImageFeatures(feats.grid.astype(np.float16).astype(np.float32))  # as a reader would see it
+        with self._lock:
+            self.cache.put(key, feats)
+        return feats
+
+    def _encode(self, image: np.ndarray) -> ImageFeatures:
+        """One encoder pass: unit-length patch features at :attr:`short_side`."""
+        from curator.annotate.feature import feature_grid
+
         model = self._model()
         patch = int(getattr(model, "patch_size", 14))
         rows, cols = feature_grid(image.shape[:2], self.short_side, patch)
         tokens = model.patch_tokens([image], size=(rows * patch, cols * patch))[0]
         grid = tokens / np.maximum(np.linalg.norm(tokens, axis=-1, keepdims=True), 1e-6)
-        feats = ImageFeatures(grid.astype(np.float32))
         with self._lock:
             self.encoder_passes += 1
-            self.cache.put(key, feats)
-        return feats
+        return ImageFeatures(grid.astype(np.float32))
+
+    def warm(self, image: np.ndarray, key: Hashable | None = None) -> bool:
+        """Make sure the image's features are cached (in memory, and in :attr:`store` when set).
+
+        Returns:
+            True if an encoder pass ran, False if they were cached already.
+        """
+        key = image_key(image) if key is None else key
+        with self._lock:
+            in_memory = key in self.cache
+        if in_memory and (self.store is None or key in self.store):
+            return False
+        before = self.encoder_passes
+        if in_memory and self.store is not None:  # cached here only: put it on disk for other processes
+            cached = self.cache.get(key)
+            assert cached is not None
+            self.store.put(key, {"grid": cached.grid.astype(np.float16)})
+            return False
+        self.features(check_image(image), key)
+        return self.encoder_passes > before
 
     def segment(
         self,

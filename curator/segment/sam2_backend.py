@@ -25,11 +25,13 @@ import cv2
 import numpy as np
 
 from curator.annotate.sam2_backend import DEFAULT_CONFIG, SAM2Annotator, _autocast, _fit_feature_sizes
+from curator.segment.cache import EncodingStore, weights_id
 from curator.segment.types import (
     BoxInput,
     ClickInput,
     LRUCache,
     SegmentResult,
+    check_image,
     check_prompt,
     image_key,
     register_segmenter,
@@ -43,6 +45,11 @@ def mask_digest(mask: np.ndarray) -> str:
     """A short hash of a bool mask (to recognise the mask this segmenter returned last)."""
     packed = np.packbits(np.asarray(mask, bool))
     return hashlib.blake2b(str(mask.shape).encode() + packed.tobytes(), digest_size=16).hexdigest()
+
+
+def _array(tensor: Any) -> np.ndarray:
+    """A feature tensor as a float32 numpy array (bf16 has no numpy type)."""
+    return np.asarray(tensor.detach().float().cpu().numpy(), np.float32)
 
 
 def mask_to_logits(mask: np.ndarray, side: int) -> np.ndarray:
@@ -64,6 +71,8 @@ class SAM2Segmenter:
         image_size: Override of the model's input size (``++model.image_size``).
         device: ``auto``, ``cpu`` or ``cuda``.
         cache_size: Images whose embeddings are kept (LRU).
+        store: Embeddings on disk (:mod:`curator.segment.cache`), read before and written after an
+            encoder pass; ``None`` keeps them in memory only.
     """
 
     name: ClassVar[str] = "sam2"
@@ -74,6 +83,7 @@ class SAM2Segmenter:
     image_size: int | None = None
     device: str = "auto"
     cache_size: int = 8
+    store: EncodingStore | None = field(default=None, repr=False)
     cache: LRUCache[dict[str, Any]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,20 +109,74 @@ class SAM2Segmenter:
             self._predictor = predictor
         return self._predictor
 
-    def _set_image(self, image: np.ndarray, key: Hashable) -> None:
-        """Point the predictor at ``image``: cached features, or one encoder pass that is cached."""
-        predictor = self.predictor
+    def encoding_tag(self) -> str:
+        """Names this segmenter's embeddings on disk: config, weights and input size. Random weights
+        differ per model built, so their tag names this model."""
+        weights = f"random{id(self._annotator)}" if self.random_weights else weights_id(self.checkpoint or self.hub_id)
+        config = Path(self.config).stem
+        return f"sam2-{config}-{weights}-{self.image_size or 'default'}"
+
+    def _encodings(self, image: np.ndarray, key: Hashable) -> dict[str, Any]:
+        """The image's embedding: from memory, else from :attr:`store`, else one encoder pass (kept in both)."""
         cached = self.cache.get(key)
-        if cached is None:
+        if cached is not None:
+            return cached
+        predictor = self.predictor
+        stored = self.store.get(key) if self.store is not None else None
+        if stored is not None and {"image_embed", "high_res_0", "high_res_1", "orig_hw"} <= stored.keys():
+            import torch
+
+            def tensor(name: str) -> Any:
+                return torch.from_numpy(stored[name]).to(predictor.device)
+
+            features = {"image_embed": tensor("image_embed"), "high_res_feats": [tensor("high_res_0"), tensor("high_res_1")]}
+            cached = {"features": features, "orig_hw": [tuple(int(v) for v in stored["orig_hw"])]}
+        else:
             with _autocast(str(predictor.device)):
                 predictor.set_image(image)
             self.encoder_passes += 1
-            self.cache.put(key, {"features": predictor._features, "orig_hw": predictor._orig_hw})
+            cached = {"features": predictor._features, "orig_hw": predictor._orig_hw}
+            self._save(key, cached)
+        self.cache.put(key, cached)
+        return cached
+
+    def _save(self, key: Hashable, cached: dict[str, Any]) -> None:
+        """Write an embedding to :attr:`store` (if any) as float32 arrays."""
+        if self.store is None:
             return
+        feats = cached["features"]
+        self.store.put(key, {
+            "image_embed": _array(feats["image_embed"]),
+            "high_res_0": _array(feats["high_res_feats"][0]),
+            "high_res_1": _array(feats["high_res_feats"][1]),
+            "orig_hw": np.asarray(cached["orig_hw"][0], np.int64),
+        })  # fmt: skip
+
+    def _set_image(self, image: np.ndarray, key: Hashable) -> None:
+        """Point the predictor at ``image``'s embedding (see :meth:`_encodings`)."""
+        cached = self._encodings(image, key)
+        predictor = self.predictor
         predictor.reset_predictor()
         predictor._features = cached["features"]
         predictor._orig_hw = cached["orig_hw"]
         predictor._is_image_set = True
+
+    def warm(self, image: np.ndarray, key: Hashable | None = None) -> bool:
+        """Make sure the image's embedding is cached (in memory, and in :attr:`store` when set).
+
+        Returns:
+            True if an encoder pass ran, False if it was cached already.
+        """
+        key = image_key(image) if key is None else key
+        with self._lock:
+            if key in self.cache:
+                cached = self.cache.get(key)
+                if cached is not None and self.store is not None and key not in self.store:
+                    self._save(key, cached)  # cached here only: put it on disk for other processes
+                return False
+            before = self.encoder_passes
+            self._encodings(check_image(image), key)
+            return self.encoder_passes > before
 
     def segment(
         self,
