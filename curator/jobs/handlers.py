@@ -200,6 +200,7 @@ def preannotate_handler(backbones: BackboneFactory) -> JobHandler:
     open or leased task of the project), ``propagator`` (default the settings')."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
+        from curator.labels.automask import configured_automasker
         from curator.labels.preannotate import preannotate_tasks
 
         if ctx.project_id is None:
@@ -212,7 +213,8 @@ def preannotate_handler(backbones: BackboneFactory) -> JobHandler:
 
         ids = None if task_ids is None else [int(t) for t in task_ids]
         result = preannotate_tasks(
-            ctx.workspace, ctx.project_id, ids, propagator, progress=ctx.progress, cancel=ctx.cancelled
+            ctx.workspace, ctx.project_id, ids, propagator, progress=ctx.progress, cancel=ctx.cancelled,
+            automask=lambda: configured_automasker(ctx.workspace.settings.device),
         )
         if ctx.workspace.settings.segment_warm:
             result["warm"] = warm_segments(ctx, ids)

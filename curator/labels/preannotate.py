@@ -6,8 +6,9 @@ its own human or ``rejected`` masks (a reopened or rejected task), else ``propag
 masks (a round leaves one of them on every frame it scored). :func:`preannotate_tasks` fills the
 frames that have none by propagating their video's human keyframes to them
 (:func:`curator.labels.propagation.propagate_to_frames`, over the stretch those frames need only).
-A video without human masks gives nothing: on a project with no labels yet every task stays without
-one, and the result says so.
+Frames still without masks then get SAM 2's automatic masks (source ``model``) when a SAM 2
+checkpoint is configured (:mod:`curator.labels.automask`). Otherwise a video without human masks
+gives nothing: on a project with no labels yet every task stays without one, and the result says so.
 
 The service runs it as the ``preannotate`` job queued after each selection and round that queues
 tasks (:mod:`curator.jobs.handlers`); :meth:`curator.project.Project.preannotate` runs it in-process.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from curator.labels.automask import AutoMasker, automask_frames
 from curator.labels.propagation import propagate_to_frames
 from curator.workspace import Workspace
 
@@ -25,7 +27,7 @@ from curator.workspace import Workspace
 PropagatorFactory = Callable[[], tuple[Any, str]]
 
 #: Sources that count as a pre-annotation already (see :data:`curator.store.repo.PRE_ANNOTATION_SOURCES`).
-READY_SOURCES = ("human", "rejected", "propagated", "predicted")
+READY_SOURCES = ("human", "rejected", "propagated", "predicted", "model")
 
 
 def preannotate_tasks(
@@ -34,6 +36,7 @@ def preannotate_tasks(
     task_ids: Sequence[int] | None,
     propagator: PropagatorFactory,
     *,
+    automask: Callable[[], AutoMasker | None] | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
@@ -45,19 +48,23 @@ def preannotate_tasks(
         task_ids: Tasks to pre-annotate; ``None`` takes every open or leased task. Done tasks and ids
             of other projects are left out.
         propagator: Builds the propagator, called once and only when a frame needs propagation.
-        progress: Called with ``("preannotate", videos done, videos to propagate)``.
+        automask: Builds SAM 2's automatic masker (:mod:`curator.labels.automask`), or returns None
+            when no SAM 2 checkpoint is configured; called once, and only when frames are left
+            without a pre-annotation after propagation.
+        progress: Called with ``("preannotate", videos done, videos to propagate)`` (and
+            ``("automask", frames done, frames)``).
         cancel: Stops the propagation when it returns True (nothing of the running video is stored).
 
     Returns:
         ``tasks`` (considered), ``pre_annotated`` (of those, how many have a pre-annotation now),
         ``already`` (had one before), ``filled`` (got one now), ``videos`` (propagated),
-        ``propagator`` (its name, ``None`` if none ran) and ``reason`` (why some tasks have none, or
-        ``None``): ``no human masks yet`` on a project without human masks.
+        ``propagator`` (its name, ``None`` if none ran), ``automasked`` (frames given SAM 2's
+        automatic masks) and ``reason`` (why some tasks have none, or ``None``): ``no human masks
+        yet`` on a project without human masks.
 
     Raises:
         JobFailed: If a frame image is missing, or the propagator fails.
     """
-    from curator.jobs.base import JobFailed
     from curator.store import repo
 
     with workspace.db.session() as session:
@@ -70,6 +77,46 @@ def preannotate_tasks(
         if q.frame_id not in ready:
             need.setdefault(q.video_id, []).append(q.frame_id)
     runnable = {v: frames for v, frames in need.items() if v in keyed_videos}
+    name = _propagate(workspace, runnable, propagator, progress, cancel)
+    with workspace.db.session() as session:
+        now_ready = repo.frames_with_sources(session, frame_ids, READY_SOURCES)
+    left = [f for f in frame_ids if f not in now_ready]
+    masker = automask() if automask is not None and left else None
+    automasked = 0
+    if masker is not None:
+        automasked = automask_frames(workspace, left, masker, progress=progress, cancel=cancel)
+        with workspace.db.session() as session:
+            now_ready = repo.frames_with_sources(session, frame_ids, READY_SOURCES)
+    pre_annotated = sum(q.frame_id in now_ready for q in queued)
+    already = sum(q.frame_id in ready for q in queued)
+    reason = None
+    if pre_annotated < len(queued):
+        if masker is not None:
+            reason = "SAM 2 found no object on some tasks' frames"
+        elif not keyed_videos:
+            reason = "no human masks yet"
+        elif any(v not in keyed_videos for v in need):
+            reason = "some tasks' videos have no human masks yet"
+        else:
+            reason = "propagation found no object on some tasks' frames"
+    return {
+        "tasks": len(queued), "pre_annotated": pre_annotated, "already": already,
+        "filled": pre_annotated - already, "videos": len(runnable), "propagator": name,
+        "automasked": automasked, "reason": reason,
+    }
+
+
+def _propagate(
+    workspace: Workspace,
+    runnable: dict[int, list[int]],
+    propagator: PropagatorFactory,
+    progress: Callable[[str, int, int | None], None] | None,
+    cancel: Callable[[], bool] | None,
+) -> str | None:
+    """Propagate each video's human keyframes to its frames in ``runnable``; the propagator's name
+    (``None`` when none had to run)."""
+    from curator.jobs.base import JobFailed
+
     model: Any = None
     name: str | None = None
     for done, (video_id, frames) in enumerate(sorted(runnable.items())):
@@ -84,22 +131,7 @@ def preannotate_tasks(
                 raise
     if progress is not None:
         progress("preannotate", len(runnable), len(runnable))
-    with workspace.db.session() as session:
-        now_ready = repo.frames_with_sources(session, frame_ids, READY_SOURCES)
-    pre_annotated = sum(q.frame_id in now_ready for q in queued)
-    already = sum(q.frame_id in ready for q in queued)
-    reason = None
-    if pre_annotated < len(queued):
-        if not keyed_videos:
-            reason = "no human masks yet"
-        elif any(v not in keyed_videos for v in need):
-            reason = "some tasks' videos have no human masks yet"
-        else:
-            reason = "propagation found no object on some tasks' frames"
-    return {
-        "tasks": len(queued), "pre_annotated": pre_annotated, "already": already,
-        "filled": pre_annotated - already, "videos": len(runnable), "propagator": name, "reason": reason,
-    }
+    return name
 
 
 def warm_frames(

@@ -29,10 +29,12 @@ class SegmenterChoice:
     fell_back: str | None = None
 
 
-def _sam2_options(
+def sam2_options(
     checkpoint: str | Path | None, hub_id: str | None, config: str | None
 ) -> dict[str, Any] | None:
-    """SAM 2 settings from the arguments or the environment; None when none is configured."""
+    """SAM 2 weights from the arguments or the environment (:data:`SAM2_CHECKPOINT_ENV`,
+    :data:`SAM2_HUB_ENV`, :data:`SAM2_CONFIG_ENV`): ``checkpoint``, ``hub_id`` and maybe ``config``;
+    None when none are configured."""
     checkpoint = checkpoint or os.environ.get(SAM2_CHECKPOINT_ENV) or None
     hub_id = hub_id or os.environ.get(SAM2_HUB_ENV) or None
     config = config or os.environ.get(SAM2_CONFIG_ENV) or None
@@ -76,7 +78,7 @@ def choose_segmenter(
     from curator.embed import BackboneWeightsError, create_backbone
     from curator.segment.types import create_segmenter
 
-    sam2 = _sam2_options(sam2_checkpoint, sam2_hub, sam2_config)
+    sam2 = sam2_options(sam2_checkpoint, sam2_hub, sam2_config)
     if name == "auto":
         reasons = []
         if sam2 is not None:

@@ -136,8 +136,9 @@ class Embedding(Base):
 class Annotation(Base):
     """A mask of one object on one frame, as COCO RLE, with where it came from.
 
-    ``source`` is ``human``, ``propagated``, ``predicted`` or ``rejected`` (human masks a reviewer sent
-    back: shown as the task's pre-annotation, never exported, propagated or trained on); a frame
+    ``source`` is ``human``, ``propagated``, ``predicted``, ``rejected`` (human masks a reviewer sent
+    back: shown as the task's pre-annotation, never exported, propagated or trained on) or ``model``
+    (SAM 2's automatic masks on a queued frame nothing else pre-annotates; shown only); a frame
     counts as labelled when it has a human annotation.
     """
 
