@@ -21,6 +21,7 @@ from api.routes import (
     exports,
     frames,
     jobs,
+    overview,
     predictions,
     projects,
     propagation,
@@ -33,6 +34,7 @@ from api.routes import (
 )
 from curator.config import Settings, load_settings
 from curator.jobs import JobRunner, ThreadJobRunner
+from curator.jobs.base import QueueOnlyRunner
 from curator.workspace import Workspace
 
 logger = logging.getLogger("curator.api")
@@ -44,7 +46,7 @@ Curation service for video segmentation datasets.
   `curator keys create --role admin|annotator|viewer [--project ID]`. Roles: `viewer` reads,
   `annotator` also claims and submits tasks, `admin` also manages projects, uploads, selections,
   propagation and exports. A key without a project holds its role on every project.
-* **Browser**: the labelling page at `/` signs in with `POST /session {key}` and then sends an
+* **Browser**: the labelling page at `/` and the project view at `/project` sign in with `POST /session {key}` and then sends an
   HttpOnly session cookie instead of the header; with the cookie, POST/PUT/PATCH/DELETE need the
   session's `X-CSRF-Token` header (else `403 csrf_failed`).
 * **Jobs**: uploads, embedding, selection and propagation answer `202` with a job; poll `GET /jobs/{id}`.
@@ -83,7 +85,8 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     """Build the application for ``settings``.
 
     The job runner starts with the app (lifespan): jobs a previous process left ``running`` are
-    marked ``interrupted`` and ``queued`` ones are run. Only one process should serve one database.
+    queued again or marked ``interrupted`` (``job_max_attempts``) and ``queued`` ones are run. One
+    server serves a SQLite database; on PostgreSQL several replicas share one (see docs/scaling.md).
 
     Args:
         settings: Where data lives and how the service behaves.
@@ -91,7 +94,12 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
         workspace: An open workspace to use instead of opening one from ``settings``.
     """
     workspace = workspace or Workspace(settings)
-    runner = runner or ThreadJobRunner(workspace, build_handlers(workspace), workers=settings.job_workers)
+    if runner is None:  # with serve_jobs off, `curator worker` processes run the jobs
+        runner = (
+            ThreadJobRunner(workspace, build_handlers(workspace), workers=settings.job_workers)
+            if settings.serve_jobs
+            else QueueOnlyRunner()
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -123,6 +131,8 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
             {"name": "propagation", "description": "Carry human masks to neighbouring frames."},
             {"name": "exports", "description": "COCO, DAVIS and YouTube-VIS, streamed."},
             {"name": "rounds", "description": "Retrain the proxy, score frames, queue the next batch."},
+            {"name": "project view", "description": "What the project pages read: overview, a video's timeline, "
+             "the embedding map, the rounds; queueing frames by id."},
         ],
     )
     app.state.settings = settings
@@ -131,8 +141,11 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     app.state.write_lock = threading.Lock()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, json_max_bytes=settings.json_max_bytes)
+    # Requests are matched against the routers in order: the queue's (claims and submissions, the hot
+    # path) come first. No other router has a route its paths also match, so the order decides no route.
     for module in (
-        projects, videos, jobs, selections, queue, categories, frames, propagation, exports, rounds, predictions,
+        queue, projects, videos, jobs, selections, categories, frames, propagation, exports, rounds, predictions,
+        overview,
     ):
         app.include_router(module.router)
     app.include_router(sessions.router)

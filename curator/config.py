@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     Attributes:
         home: Root folder for the SQLite database and blob files (frames, masks, indexes).
         database_url: Any SQLAlchemy URL; empty means SQLite at ``<home>/curator.db`` in WAL mode.
+            PostgreSQL is ``postgresql+psycopg://USER@HOST:PORT/DB`` (several servers may share it).
         backbone: Embedding backbone name (see ``curator.embed.list_backbones()``) or ``auto``.
         backbone_checkpoint: Local weights file for the backbone; empty means the model hub.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
             jobs and of its server lease.
         runner_timeout_seconds: A job runner (and the server holding the database) whose heartbeat
             is older than this is gone: its running jobs are marked ``interrupted`` at the next start.
+        job_poll_seconds: How often a job runner looks in the database for queued jobs another
+            process queued (an API replica, ``curator worker``) and for jobs whose runner is gone;
+            0 turns the polling off.
+        job_max_attempts: Runs a job gets: a job whose runner died (a kill -9, a lost machine) is
+            queued again for any runner while it has run fewer times, else marked ``interrupted``.
+        serve_jobs: Whether ``curator serve`` runs jobs itself; off, it only queues them for
+            ``curator worker`` processes.
         selector: Selector used when none is named (``curator select``, ``POST /selections``, rounds).
         selector_package: Dotted name of the package that registers the selectors.
         propagator: Propagator used when none is named; ``auto`` is ``flow+feature`` when the DINOv2
@@ -66,6 +74,8 @@ class Settings(BaseSettings):
         segment_warm: Prepare click-to-segment ahead of the first click: the server builds the
             segmenter when it starts, and the ``preannotate`` job runs its encoder on the queued
             frames and keeps the result under ``blobs/segment-cache/``.
+        auto_migrate: Upgrade the database's schema when it is opened (``curator db upgrade`` does it
+            by hand). Turn off where replicas of different versions share one PostgreSQL database.
         thumb_side: Longer side of frame thumbnails served by the API.
         image_cache_seconds: ``Cache-Control: max-age`` of frame images (their content never changes).
         session_hours: How long a browser stays signed in to the labelling page after ``POST /session``.
@@ -99,12 +109,16 @@ class Settings(BaseSettings):
     max_queued_jobs: int = 20
     runner_heartbeat_seconds: float = 5.0
     runner_timeout_seconds: float = 30.0
+    job_poll_seconds: float = 2.0
+    job_max_attempts: int = 1
+    serve_jobs: bool = True
     selector: str = "curator"
     selector_package: str = "curator_selectors"
     propagator: str = "auto"
     segmenter: str = "auto"
     preannotate: bool = True
     segment_warm: bool = True
+    auto_migrate: bool = True
     thumb_side: int = 256
     image_cache_seconds: int = 86400
     session_hours: float = 12.0

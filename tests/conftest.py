@@ -26,6 +26,38 @@ DINOV2_CHECKPOINT = SHARED / "weights" / "dinov2_vits14.safetensors"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+    parser.addoption(
+        "--db", choices=("sqlite", "postgresql"), default="sqlite",
+        help="the store every test's settings use: SQLite files, or a fresh database per test on a "
+        "throwaway PostgreSQL server (tests/pg.py)",
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server(request: pytest.FixtureRequest) -> Iterator[object]:
+    """A throwaway PostgreSQL server on loopback (:class:`tests.pg.PostgresServer`), for this process.
+    Without PostgreSQL's binaries the test is skipped, loudly; under CI it fails."""
+    from tests.pg import PostgresServer, find_bin
+
+    bindir = find_bin()
+    if bindir is None or not (bindir / "initdb").exists():
+        message = "PostgreSQL's binaries were not found (apt-get install postgresql, or set CURATOR_PG_BIN)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _database_per_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--db postgresql``: a new PostgreSQL database for this test, named by
+    ``CURATOR_DATABASE_URL`` (every settings object and every server the test starts reads it)."""
+    if request.config.getoption("--db") != "postgresql" or "sqlite_only" in request.keywords:
+        return
+    server = request.getfixturevalue("pg_server")
+    monkeypatch.setenv("CURATOR_DATABASE_URL", server.create_database())
 
 
 def pytest_configure(config: pytest.Config) -> None:

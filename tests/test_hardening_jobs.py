@@ -80,9 +80,10 @@ def _sleeper(ctx: JobContext) -> dict[str, Any]:
 def test_schema_upgrade_adds_the_job_owner_columns_to_an_old_database(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     workspace = Workspace(settings)
-    with workspace.db.engine.begin() as conn:  # a database from before job owners
+    with workspace.db.engine.begin() as conn:  # a database from before job owners (and migrations)
         conn.execute(text("ALTER TABLE jobs DROP COLUMN owner"))
         conn.execute(text("ALTER TABLE jobs DROP COLUMN heartbeat_at"))
+        conn.execute(text("DROP TABLE alembic_version"))
     workspace.close()
     for _ in range(2):  # the upgrade is idempotent
         workspace = Workspace(settings)
@@ -172,6 +173,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+@pytest.mark.sqlite_only  # checks the SQLite file / the one-server rule of SQLite
 def test_a_second_server_on_one_database_refuses_to_start(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     workspace = Workspace(settings)
@@ -447,6 +449,7 @@ def _multipart_head(boundary: str, filename: str) -> bytes:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+@pytest.mark.sqlite_only  # shared databases sweep only what is an hour idle (tests/test_store_backends.py)
 def test_kill_9_during_ingest_upload_and_submissions(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     workspace = Workspace(settings)

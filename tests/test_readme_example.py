@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
@@ -25,6 +27,7 @@ def test_readme_example_is_about_ten_lines() -> None:
     assert 8 <= len(lines) <= 14
 
 
+@pytest.mark.sqlite_only  # checks the SQLite file / the one-server rule of SQLite
 def test_readme_example_runs_and_exports_coco(tmp_path: Path) -> None:
     code = readme_example()
     # run from a copy of the paths the example names, in a scratch folder, weight-free and offline

@@ -33,6 +33,7 @@ def test_registry_duplicate_and_unknown_names() -> None:
         registry.get("nope")
 
 
+@pytest.mark.sqlite_only  # checks the SQLite file / the one-server rule of SQLite
 def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("sample_fps: 3.0\nmax_side: 640\nseed: 5\n")

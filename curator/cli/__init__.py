@@ -1,5 +1,5 @@
 """The ``curator`` command line (typer): ingest, embed, select, the queue, categories, projects, demo,
-serve, round, bench, keys.
+serve, worker, round, bench, keys, db.
 
 The CLI is the composition root. Each topic module holds its commands (``data``, ``select``,
 ``labels``, ``categories``, ``demo``, ``service``, ``rounds``, ``bench``) and ``common`` the shared
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from curator.cli import bench, categories, data, demo, labels, rounds, select, service
+from curator.cli import bench, categories, data, db, demo, labels, rounds, select, service
 
 app = typer.Typer(
     name="curator",
@@ -41,8 +41,10 @@ app.command()(labels.jobs)
 app.command()(data.projects)
 app.command()(demo.demo)
 app.command()(service.serve)
+app.command()(service.worker)
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(service.keys_app, name="keys")
+app.add_typer(db.db_app, name="db")
 
 
 def main() -> None:

@@ -46,10 +46,13 @@ def user_errors() -> Iterator[None]:
     from curator.embed import BackboneWeightsError
     from curator.ingest import VideoDecodeError
     from curator.registry import UnknownNameError
+    from curator.store.migrate import SchemaOutOfDateError
 
     try:
         yield
-    except (VideoDecodeError, BackboneWeightsError, UnknownNameError, LookupError, ValueError) as exc:
+    except (
+        VideoDecodeError, BackboneWeightsError, UnknownNameError, SchemaOutOfDateError, LookupError, ValueError
+    ) as exc:
         raise fail(str(exc)) from None
 
 

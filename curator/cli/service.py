@@ -1,4 +1,4 @@
-"""The REST service: ``curator serve`` and ``curator keys create|list|revoke``."""
+"""The REST service: ``curator serve``, ``curator worker`` and ``curator keys create|list|revoke``."""
 
 from __future__ import annotations
 
@@ -55,6 +55,46 @@ def serve(
         if holder is not None:
             raise fail(str(DatabaseInUse(*holder))) from None
         raise
+
+
+def worker(
+    threads: Annotated[int, typer.Option(min=1, help="Jobs this worker runs at once.")] = 1,
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run queued jobs from the database until stopped (Ctrl-C or SIGTERM), beside or instead of the
+    server's own runner (``serve_jobs: false``).
+
+    Jobs any process queued are taken every ``job_poll_seconds``, one runner per job (a conditional
+    write takes it). A worker that dies (kill -9, a lost machine) is found by its stale heartbeat
+    and its jobs are queued again for another (``job_max_attempts``); a worker stopped with
+    Ctrl-C or SIGTERM hands its running jobs back the same way. See docs/scaling.md.
+    """
+    import signal
+    import threading
+
+    from curator.jobs import ThreadJobRunner, engine_handlers
+    from curator.workspace import Workspace
+
+    settings = make_settings(home, config)
+    with user_errors():
+        workspace = Workspace(settings)
+    runner = ThreadJobRunner(workspace, engine_handlers(workspace), workers=threads, server=False)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    typer.echo(
+        f"worker {runner.runner_id} on {workspace.db.engine.url.render_as_string(hide_password=True)}: "
+        f"{threads} thread(s), polling every {settings.job_poll_seconds:g} s; Ctrl-C stops",
+        err=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        typer.echo("stopping: running jobs go back to the queue (or are marked interrupted)", err=True)
+        runner.shutdown(wait=True)
+        workspace.close()
 
 
 @keys_app.command("create")

@@ -97,7 +97,8 @@ HandlerMap = Mapping[str, JobHandler]
 
 
 class JobRunner(Protocol):
-    """Runs queued jobs. Implementations: :class:`~curator.jobs.thread.ThreadJobRunner` (local)."""
+    """Runs queued jobs. Implementations: :class:`~curator.jobs.thread.ThreadJobRunner` (local
+    threads) and :class:`QueueOnlyRunner` (leaves them to ``curator worker`` processes)."""
 
     def start(self) -> None:
         """Start executing; jobs still ``queued`` in the database are picked up."""
@@ -114,3 +115,21 @@ class JobRunner(Protocol):
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking jobs; with ``wait``, let running jobs see a cancel request and finish."""
         ...
+
+
+class QueueOnlyRunner:
+    """A runner that runs nothing: jobs stay ``queued`` in the database for ``curator worker``
+    processes to take (``curator serve`` with the ``serve_jobs`` setting off). A cancel reaches the
+    worker running the job through the row's ``cancel_requested``, which its heartbeat reads."""
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def submit(self, job_id: int) -> None:
+        """Leave the committed ``queued`` row to the workers."""
+
+    def cancel(self, job_id: int) -> None:
+        """Nothing here: the caller has set ``cancel_requested`` on the row."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing to stop."""

@@ -66,6 +66,24 @@ def mark_running(session: Session, job_id: int, owner: str | None = None) -> boo
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def requeue_job(session: Session, job_id: int, owner: str) -> bool:
+    """Put a job ``owner`` was running back in the queue for any runner (its runner is stopping
+    and the job has attempts left); False if it is no longer that runner's."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == "running", Job.owner == owner)
+        .values(state="queued", owner=None, heartbeat_at=None, started_at=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_requested_ids(session: Session, job_ids: list[int]) -> set[int]:
+    """Those of ``job_ids`` whose cancel was requested (through any process)."""
+    if not job_ids:
+        return set()
+    return set(session.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.cancel_requested.is_(True))))
+
+
 def mark_finished(
     session: Session,
     job_id: int,
@@ -134,36 +152,49 @@ def retry_job(session: Session, job_id: int) -> bool:
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
-def recover_jobs(workspace: Workspace, *, timeout: float | None = None) -> tuple[list[int], list[int]]:
-    """At a runner's start: mark ``running`` jobs whose owner is gone ``interrupted``, list the ``queued``.
+def recover_jobs(
+    workspace: Workspace, *, timeout: float | None = None, max_attempts: int | None = None
+) -> tuple[list[int], list[int]]:
+    """Deal with ``running`` jobs whose owner is gone, and list the ``queued`` ones.
 
     An owner is gone when its heartbeat is older than ``timeout`` seconds (default the settings'
     ``runner_timeout_seconds``), when its process no longer exists on this host, or when the job
-    has no owner (written before owners existed); jobs of live runners are left to them.
+    has no owner (written before owners existed); jobs of live runners are left to them. A gone
+    owner's job that has run fewer than ``max_attempts`` times (default the ``job_max_attempts``
+    setting) is queued again, for any runner to take; otherwise it is marked ``interrupted``
+    (retryable by hand). Every change is conditional on the heartbeat seen, so a runner that is
+    alive after all keeps its job, and two runners recovering at once cannot both take one.
 
     Returns:
-        ``(interrupted job ids, queued job ids)``; the queued ones should be submitted again.
+        ``(interrupted job ids, queued job ids)``; the queued ones (re-queued ones among them)
+        should be submitted again.
     """
-    timeout = workspace.settings.runner_timeout_seconds if timeout is None else timeout
+    settings = workspace.settings
+    timeout = settings.runner_timeout_seconds if timeout is None else timeout
+    max_attempts = settings.job_max_attempts if max_attempts is None else max_attempts
     now = time.time()
     interrupted: list[int] = []
     with workspace.db.session() as session:
-        rows = session.execute(select(Job.id, Job.owner, Job.heartbeat_at).where(Job.state == "running")).all()
+        rows = session.execute(
+            select(Job.id, Job.owner, Job.heartbeat_at, Job.attempts).where(Job.state == "running")
+        ).all()
         for row in rows:
             if not owner_gone(row.owner, row.heartbeat_at, timeout=timeout, now=now):
                 continue
+            retry = max(int(row.attempts or 0), 1) < max_attempts  # a running job has started once at least
+            values: dict[str, Any] = (
+                {"state": "queued", "owner": None, "heartbeat_at": None, "started_at": None}
+                if retry
+                else {"state": "interrupted", "error_code": "interrupted", "finished_at": utcnow(),
+                      "error": INTERRUPTED_MESSAGE.replace("{id}", str(row.id))}
+            )  # fmt: skip
             done = session.execute(
                 update(Job)
                 # only as it was seen: a heartbeat since then means its owner is alive after all
                 .where(Job.id == row.id, Job.state == "running", Job.heartbeat_at.is_not_distinct_from(row.heartbeat_at))
-                .values(
-                    state="interrupted",
-                    error_code="interrupted",
-                    error=INTERRUPTED_MESSAGE.replace("{id}", str(row.id)),
-                    finished_at=utcnow(),
-                )
+                .values(**values)
             )
-            if done.rowcount:  # type: ignore[attr-defined]
+            if done.rowcount and not retry:  # type: ignore[attr-defined]
                 interrupted.append(row.id)
         queued = list(session.scalars(select(Job.id).where(Job.state == "queued").order_by(Job.id)))
     return interrupted, queued

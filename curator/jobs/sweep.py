@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from curator.jobs.owner import pid_alive
+from curator.store.blobs import host_tag
 from curator.store.models import Job, Project, ServerLease, Video
 from curator.workspace import Workspace
 
@@ -25,23 +26,32 @@ log = logging.getLogger(__name__)
 
 #: A staging folder untouched this long is removed even if a process with its pid exists (pid reuse).
 STAGING_IDLE_SECONDS = 3600.0
-_STAGING_PID = re.compile(r"-(\d+)-[^-]+$")
+_STAGING_PID = re.compile(r"-(\d+)(?:\.(\w+))?-[^-]+$")
 _TEMP_NAMES = (".tmp-*", "*.tmp")
 
 
+def _idle(path: Path, now: float) -> float:
+    """Seconds since ``path`` last changed (infinite if it is gone)."""
+    try:
+        return now - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
 def _staging_in_use(entry: Path, now: float) -> bool:
-    """Whether a staging folder may belong to a live writer: its pid runs and it changed lately."""
+    """Whether a staging folder may belong to a live writer: it changed lately, and its pid runs
+    (only checked for this host's folders: another machine's pids mean nothing here)."""
     match = _STAGING_PID.search(entry.name)
     if match is None:  # from before staging names carried a pid
         return False
-    try:
-        idle = now - entry.stat().st_mtime
-    except OSError:
+    if _idle(entry, now) >= STAGING_IDLE_SECONDS:
         return False
-    return pid_alive(int(match.group(1))) and idle < STAGING_IDLE_SECONDS
+    if match.group(2) is not None and match.group(2) != host_tag():
+        return True
+    return pid_alive(int(match.group(1)))
 
 
-def _remove(path: Path, root: Path, removed: list[str]) -> None:
+def _delete(path: Path, root: Path, removed: list[str]) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -53,12 +63,15 @@ def _children(folder: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
-def sweep_orphans(workspace: Workspace) -> list[str]:
+def sweep_orphans(workspace: Workspace, *, shared: bool = False) -> list[str]:
     """Remove what an interrupted process left under the blob folder and the database does not use.
 
     Kept: uploads that a job not yet ``succeeded`` names (a retry needs them), staging folders of
-    live processes, and everything the database references. Call it only while holding the
-    database (see :func:`curator.jobs.owner.acquire_server_lease`), before serving requests.
+    live processes, and everything the database references. Call it while holding the database
+    (see :func:`curator.jobs.owner.acquire_server_lease`), before serving requests; or, where
+    several servers share the database and blobs (PostgreSQL), with ``shared``: then only what has
+    not changed for :data:`STAGING_IDLE_SECONDS` is removed (besides staging folders of this host's
+    dead processes), since another server may be writing the rest right now.
 
     Returns:
         The blob-relative paths removed.
@@ -75,18 +88,25 @@ def sweep_orphans(workspace: Workspace) -> list[str]:
             for params in session.scalars(select(Job.params).where(Job.kind == "ingest", Job.state != "succeeded"))
             if isinstance(params, dict) and params.get("upload") and params.get("path")
         }
-        removed = _sweep_files(workspace.blobs.root, projects, videos, uploads)
+        removed = _sweep_files(workspace.blobs.root, projects, videos, uploads, shared)
     if removed:
         log.warning("removed %d files or folders left by an interrupted process: %s", len(removed), removed[:20])
     return removed
 
 
-def _sweep_files(root: Path, projects: set[int], videos: set[tuple[int, int]], uploads: set[str]) -> list[str]:
+def _sweep_files(
+    root: Path, projects: set[int], videos: set[tuple[int, int]], uploads: set[str], shared: bool
+) -> list[str]:
     removed: list[str] = []
     now = time.time()
+
+    def _remove(path: Path, root: Path, removed: list[str]) -> None:
+        if not shared or _idle(path, now) >= STAGING_IDLE_SECONDS:
+            _delete(path, root, removed)
+
     for entry in _children(root / ".staging"):
         if not _staging_in_use(entry, now):
-            _remove(entry, root, removed)
+            _delete(entry, root, removed)
     for folder in _children(root / "projects"):
         if not folder.name.isdigit():
             continue

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if bgr is None:
         raise FileNotFoundError(f"cannot read image {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def host_tag() -> str:
+    """This machine's name as it may appear in a file name (letters, digits and ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 
 
 class BlobStore:
@@ -48,12 +55,13 @@ class BlobStore:
     def staging_dir(self, prefix: str) -> Path:
         """A fresh folder under the root for writing blobs that are committed later by a rename.
 
-        Its name is ``<prefix><pid>-<random>``: the start-up sweep removes the folders of processes
-        that are gone (see :func:`curator.jobs.sweep.sweep_orphans`).
+        Its name is ``<prefix><pid>.<host>-<random>``: the start-up sweep removes the folders of
+        processes of its host that are gone (see :func:`curator.jobs.sweep.sweep_orphans`); blobs may
+        be shared by several machines, whose pids mean nothing elsewhere.
         """
         staging = self.root / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=staging))
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.{host_tag()}-", dir=staging))
 
     def commit_dir(self, staging: Path, relative: str | Path) -> Path:
         """Move a staging folder to its final relative location (atomic on one filesystem)."""

@@ -1,9 +1,8 @@
-"""Engine and session factory. SQLite gets WAL journaling, foreign keys and a busy timeout.
+"""Engine and session factory. SQLite gets WAL journaling, foreign keys and a busy timeout;
+PostgreSQL (``database_url = postgresql+psycopg://...``) a checked connection pool.
 
-The schema is made by ``create_all``, which creates missing tables but never alters existing ones;
-columns added to existing tables since are listed in :data:`ADDED_COLUMNS` and added at start-up by
-:func:`upgrade_schema` (an idempotent ``ALTER TABLE ... ADD COLUMN``; there is no other migration
-mechanism).
+The schema is made and changed by migrations (:mod:`curator.store.migrate`), run at start-up when
+the ``auto_migrate`` setting is on and by ``curator db upgrade``.
 """
 
 from __future__ import annotations
@@ -12,13 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from curator.config import Settings
 from curator.store import models as _models  # noqa: F401  (registers every table on Base.metadata)
-from curator.store.models import Base
+from curator.store.migrate import upgrade
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -37,40 +35,9 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+    else:  # a server: connections may drop (a restart), so each is checked before use
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     return engine
-
-
-#: Columns added to tables after their first release: ``{table: {column: SQL type}}`` (all nullable).
-ADDED_COLUMNS: dict[str, dict[str, str]] = {
-    "jobs": {"owner": "VARCHAR(200)", "heartbeat_at": "FLOAT"},
-    "tasks": {"review_note": "TEXT"},
-}
-
-
-def upgrade_schema(engine: Engine) -> list[str]:
-    """Add the :data:`ADDED_COLUMNS` an older database lacks; safe to run at every start.
-
-    Returns:
-        ``table.column`` of each column added.
-    """
-    added = []
-    for table, columns in ADDED_COLUMNS.items():
-        present = {c["name"] for c in inspect(engine).get_columns(table)}
-        for column, sql_type in columns.items():
-            if column in present:
-                continue
-            try:
-                with engine.begin() as conn:
-                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
-            except (OperationalError, ProgrammingError):
-                # another process starting at the same moment added it first
-                if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
-                    raise
-                continue
-            added.append(f"{table}.{column}")
-    return added
 
 
 class Database:
@@ -86,8 +53,8 @@ class Database:
         if url.startswith("sqlite:///"):
             settings.home.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
-        upgrade_schema(self.engine)
+        #: What the start-up migration did (:func:`curator.store.migrate.upgrade`).
+        self.migration = upgrade(self.engine, allowed=settings.auto_migrate)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -1,0 +1,1 @@
+"""Migrations, one per schema change (Alembic revision files)."""
