@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,8 @@ def no_browser(reason: str) -> None:
     pytest.skip(f"!!! {message}")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Any]:
     """One headless Chromium for the module."""
     try:
         from playwright.sync_api import Error as PlaywrightError
@@ -102,6 +103,7 @@ class Served:
     pair: int
     annotator: str
     other: str
+    admin: str
 
 
 def seed_scene(workspace: Workspace, project_id: int) -> None:
@@ -123,8 +125,8 @@ def seed_scene(workspace: Workspace, project_id: int) -> None:
             ])
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", name="served")
+def served_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = tmp_path_factory.mktemp("web")
     workspace = Workspace(make_settings(base))
     street = seed_tasks(workspace, "street", 12, (HEIGHT, WIDTH))
@@ -132,22 +134,32 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     seed_scene(workspace, street)
     seed_scene(workspace, pair)
     annotator, other = new_key(workspace, "annotator"), new_key(workspace, "annotator")
+    admin = new_key(workspace, "admin")
+    try:
+        with serving(base) as url:
+            yield Served(url, workspace, street, pair, annotator, other, admin)
+    finally:
+        workspace.close()
+
+
+@contextmanager
+def serving(base: Path) -> Iterator[str]:
+    """``curator serve`` on the home under ``base`` (logging to ``base/server.log``) while in the block; its URL."""
     log = base / "server.log"
     process, url = spawn_server(base / "home", log)
     try:
         wait_healthy(process, url, log)
-        yield Served(url, workspace, street, pair, annotator, other)
+        yield url
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except Exception:  # pragma: no cover - a stuck server
             process.kill()
-        workspace.close()
 
 
-@pytest.fixture
-def context(browser: Any, served: Served) -> Iterator[Any]:
+@pytest.fixture(name="context")
+def context_fixture(browser: Any, served: Served) -> Iterator[Any]:
     """A fresh browser profile (no cookies) pointed at the server; fails the test on page errors."""
     ctx = browser.new_context(base_url=served.url, viewport=VIEWPORT)
     errors: list[str] = []
@@ -217,6 +229,18 @@ def stored_human_masks(served: Served, task_id: int) -> dict[int, np.ndarray]:
             a.object_id: decode_rle(a.rle).astype(np.uint8)
             for a in repo.frame_annotations(session, task.frame_id, ("human",))
         }
+
+
+def client_point(page: Any, x: float, y: float) -> tuple[float, float]:
+    """Where image point (x, y) is on the page, to drive the mouse."""
+    cx, cy = page.evaluate("([x, y]) => window.curatorWorkbench.toClient(x, y)", [x, y])
+    return float(cx), float(cy)
+
+
+def canvas_pixels(page: Any, points: list[tuple[float, float]]) -> np.ndarray:
+    """The RGB the canvas shows at image points, once it has painted what the page holds now: (n, 3)."""
+    found = page.evaluate("pts => window.curatorWorkbench.canvasPixels(pts)", [list(p) for p in points])
+    return np.asarray(found, np.int32)[:, :3]
 
 
 def shot(page: Any, name: str, locator: str | None = None) -> None:

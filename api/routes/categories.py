@@ -85,8 +85,9 @@ def set_object_category(
     write_lock: WriteLockDep,
 ) -> ObjectPublic:
     """Give an object id (the same object on every frame of a video) a category of the project
-    (admin); ``category_id: null`` removes it. 404 for a category of another project."""
-    project_for(session, principal, project_id, "admin")
+    (annotator: the person labelling the object names it); ``category_id: null`` removes it. 404 for
+    a category of another project."""
+    project_for(session, principal, project_id, "annotator")
     category = None
     if body.category_id is not None:
         category = repo.category_of_project(session, project_id, body.category_id)

@@ -1,10 +1,12 @@
 // The mask editor: one frame on a canvas with zoom and pan, a mask layer per object, brush,
-// eraser and click-to-segment tools, and undo/redo of every mask change.
+// eraser, polygon, fill-holes and click-to-segment (points and a box) tools, and undo/redo of every
+// mask change.
 //
 // Coordinates: "image" coordinates are frame pixels (x right, y down); the view maps them to the
 // canvas by `screen = image * scale + (tx, ty)` in CSS pixels.
 
-import { area } from "./rle.js";
+import { fillHoles, fillPolygon, measureMask } from "./maskops.js";
+import { drawBox, drawBrush, drawPoints, drawPolygon, drawTag, toScreen } from "./overlay.js";
 
 /** Object colours, by object id (1-based, cycling): distinct on dark and light frames. */
 export const PALETTE = [
@@ -27,6 +29,8 @@ const FILL_ALPHA = 140; // inside a mask; its outline is opaque
 const DEFAULT_OPACITY = 0.75;
 const MIN_SCALE = 0.05;
 const MAX_SCALE = 64;
+const DRAG_PX = 4; // a click-tool press that moves further is a box, not a click
+const CLOSE_PX = 8; // a polygon click this near its first corner closes it
 
 export class Editor {
   /**
@@ -34,7 +38,9 @@ export class Editor {
    * @param {{onChange?: Function, onStatus?: Function, onSegment?: Function}} hooks
    *   onChange(): objects, masks or the selection changed (not called for every brush dab);
    *   onStatus(text, kind): a message for the user;
-   *   onSegment(points, priorMask, objectId): resolves to a new mask (Uint8Array) or null.
+   *   onSegment({points, box, prior, objectId}): resolves to {mask: Uint8Array, score} or null;
+   *   onRedraw(): the canvas was drawn again (opacity changes);
+   *   describe(obj): the text of an object's tag on the frame.
    */
   constructor(canvas, hooks = {}) {
     this.canvas = canvas;
@@ -51,6 +57,10 @@ export class Editor {
     this.undoStack = [];
     this.redoStack = [];
     this.points = [];
+    this.box = null; // the click tool's box prompt [x0, y0, x1, y1], image px
+    this.polygon = null; // {vertices: [[x, y]], subtract} while a polygon is drawn
+    this.showTags = true;
+    this.paintWaiters = [];
     this.view = { scale: 1, tx: 0, ty: 0 };
     this.pointer = null; // last pointer position over the canvas, CSS px
     this.drag = null; // {kind: "pan"|"paint", ...}
@@ -80,7 +90,7 @@ export class Editor {
     this.objects = new Map();
     this.undoStack = [];
     this.redoStack = [];
-    this.points = [];
+    this.resetPrompts();
     this.drag = null;
     for (const o of objects) this.addObject(o.id, o.mask, o.source, o.confidence, false);
     this.selected = objects.length ? objects[0].id : null;
@@ -96,10 +106,17 @@ export class Editor {
     this.selected = null;
     this.undoStack = [];
     this.redoStack = [];
-    this.points = [];
+    this.resetPrompts();
     this.drag = null;
     this.requestDraw();
     this.changed();
+  }
+
+  /** Forget click points, the box and the polygon being drawn. */
+  resetPrompts() {
+    this.points = [];
+    this.box = null;
+    this.polygon = null;
   }
 
   get hasFrame() {
@@ -135,10 +152,11 @@ export class Editor {
       confidence,
       edited: false,
       area: 0,
+      extent: null,
     };
     this.objects.set(id, obj);
-    this.repaintLayer(obj, 0, 0, this.width, this.height);
-    obj.area = area(obj.mask);
+    this.measure(obj);
+    if (obj.extent) this.repaintLayer(obj, ...obj.extent); // the rest of a new layer is empty already
     if (notify) {
       this.select(id);
     }
@@ -148,7 +166,10 @@ export class Editor {
   /** Select an object by id. */
   select(id) {
     if (!this.objects.has(id)) return;
-    if (this.selected !== id) this.points = [];
+    if (this.selected !== id) {
+      this.points = [];
+      this.box = null;
+    }
     this.selected = id;
     this.requestDraw();
     this.changed();
@@ -185,11 +206,22 @@ export class Editor {
     this.changed();
   }
 
+  /** Show or hide the objects' tags (id, category, source, confidence) on the frame. */
+  toggleTags() {
+    this.showTags = !this.showTags;
+    this.requestDraw();
+    this.changed();
+  }
+
   // --- tools ---------------------------------------------------------------------------------
 
   setTool(tool) {
     this.tool = tool;
-    if (tool !== "click") this.points = [];
+    if (tool !== "click") {
+      this.points = [];
+      this.box = null;
+    }
+    if (tool !== "polygon") this.polygon = null;
     this.updateCursor();
     this.requestDraw();
     this.changed();
@@ -201,13 +233,18 @@ export class Editor {
     this.changed();
   }
 
-  /** Replace an object's mask as one undoable step. */
-  applyMask(id, mask, what) {
+  /**
+   * Replace an object's mask as one undoable step; `origin` ({source, confidence}) replaces the
+   * object's provenance with it (undone with the mask).
+   */
+  applyMask(id, mask, what, origin = null) {
     const obj = this.objects.get(id);
     if (!obj) return;
     const before = obj.mask.slice();
+    const was = { source: obj.source, confidence: obj.confidence };
     obj.mask.set(mask);
-    this.pushUndo({ id, before, after: obj.mask.slice(), what });
+    if (origin) Object.assign(obj, origin);
+    this.pushUndo({ id, before, after: obj.mask.slice(), what, origins: origin ? [was, { ...origin }] : null });
     this.afterMaskChange(obj);
   }
 
@@ -223,8 +260,10 @@ export class Editor {
     if (!step) return;
     const obj = this.objects.get(step.id);
     obj.mask.set(step.before);
+    if (step.origins) Object.assign(obj, step.origins[0]);
     this.redoStack.push(step);
     this.points = [];
+    this.box = null;
     this.afterMaskChange(obj);
     this.status(`undid ${step.what}`, "info");
   }
@@ -234,6 +273,7 @@ export class Editor {
     if (!step) return;
     const obj = this.objects.get(step.id);
     obj.mask.set(step.after);
+    if (step.origins) Object.assign(obj, step.origins[1]);
     this.undoStack.push(step);
     this.afterMaskChange(obj);
     this.status(`redid ${step.what}`, "info");
@@ -247,39 +287,158 @@ export class Editor {
 
   afterMaskChange(obj) {
     obj.edited = true;
-    obj.area = area(obj.mask);
+    this.measure(obj);
     this.repaintLayer(obj, 0, 0, this.width, this.height);
     this.requestDraw();
     this.changed();
   }
 
-  /** Clear the click-to-segment points. */
-  clearPoints() {
-    this.points = [];
+  /** Area and extent of an object's mask, after it changed. */
+  measure(obj) {
+    Object.assign(obj, measureMask(obj.mask, this.width, this.height));
+  }
+
+  /** Where an object's pixels lie, [x0, y0, x1, y1], or null when unknown (a stroke in progress). */
+  extentOf(obj) {
+    return this.drag && this.drag.obj === obj ? null : obj.extent;
+  }
+
+  /** Escape: drop the polygon being drawn, the click points and the box. */
+  cancel() {
+    this.resetPrompts();
     this.requestDraw();
   }
 
+  insideImage(x, y) {
+    return x >= 0 && y >= 0 && x < this.width && y < this.height;
+  }
+
+  /** A click-to-segment click at image point (x, y). */
   async segmentAt(x, y, positive) {
-    if (!this.hooks.onSegment || !this.image) return;
-    if (x < 0 || y < 0 || x >= this.width || y >= this.height) return;
-    let obj = this.selectedObject();
-    if (!obj) obj = this.addObject();
-    if (!obj) return;
+    if (!this.insideImage(x, y)) return;
     const point = { x: Math.floor(x), y: Math.floor(y), positive };
     this.points.push(point);
+    await this.runSegment(() => {
+      this.points = this.points.filter((p) => p !== point);
+    });
+  }
+
+  /** A box prompt dragged from image point a to b: sent with the points and the current mask. */
+  async segmentBox(a, b) {
+    const x0 = Math.max(0, Math.floor(Math.min(a[0], b[0])));
+    const y0 = Math.max(0, Math.floor(Math.min(a[1], b[1])));
+    const x1 = Math.min(this.width, Math.ceil(Math.max(a[0], b[0])));
+    const y1 = Math.min(this.height, Math.ceil(Math.max(a[1], b[1])));
+    if (x1 <= x0 || y1 <= y0) return;
+    const previous = this.box;
+    this.box = [x0, y0, x1, y1];
+    await this.runSegment(() => {
+      this.box = previous;
+    });
+  }
+
+  /** Ask for the selected object's mask from every point and the box so far; `revert` drops the new prompt on failure. */
+  async runSegment(revert) {
+    const obj = this.image && this.hooks.onSegment ? this.selectedObject() || this.addObject() : null;
+    if (!obj) {
+      revert();
+      return;
+    }
     this.requestDraw();
     const seq = ++this.segmentSeq;
     const token = this.loadToken;
-    const prior = obj.area > 0 ? obj.mask.slice() : null;
-    const mask = await this.hooks.onSegment(this.points.map((p) => ({ ...p })), prior, obj.id);
+    const answer = await this.hooks.onSegment({
+      points: this.points.map((p) => ({ ...p })),
+      box: this.box ? [...this.box] : null,
+      prior: obj.area > 0 ? obj.mask.slice() : null,
+      objectId: obj.id,
+    });
     if (token !== this.loadToken) return;
-    if (!mask) {
-      this.points = this.points.filter((p) => p !== point);
+    if (!answer) {
+      revert();
       this.requestDraw();
       return;
     }
     if (seq !== this.segmentSeq) return; // a newer click is on its way
-    this.applyMask(obj.id, mask, "click-to-segment");
+    this.applyMask(obj.id, answer.mask, "click-to-segment", { source: "model", confidence: answer.score ?? null });
+  }
+
+  // --- polygon and fill holes ----------------------------------------------------------------
+
+  /** A polygon-tool click at screen (sx, sy): start, add a corner, or close on the first corner. */
+  polygonClick(sx, sy, shift) {
+    const [ix, iy] = this.toImage(sx, sy);
+    const p = [Math.max(0, Math.min(this.width, ix)), Math.max(0, Math.min(this.height, iy))];
+    if (!this.polygon) {
+      this.polygon = { vertices: [p], subtract: shift };
+    } else {
+      const vs = this.polygon.vertices;
+      if (vs.length >= 3 && this.screenDistance(vs[0], sx, sy) <= CLOSE_PX) {
+        this.closePolygon(shift);
+        return;
+      }
+      if (this.screenDistance(vs[vs.length - 1], sx, sy) <= 3) return; // the second press of a double-click
+      vs.push(p);
+    }
+    this.requestDraw();
+    this.changed();
+  }
+
+  screenDistance([x, y], sx, sy) {
+    const [px, py] = toScreen(this.view, x, y);
+    return Math.hypot(px - sx, py - sy);
+  }
+
+  /** Drop the polygon's last corner (the polygon when none is left). */
+  removeVertex() {
+    if (!this.polygon) return;
+    this.polygon.vertices.pop();
+    if (!this.polygon.vertices.length) this.polygon = null;
+    this.requestDraw();
+    this.changed();
+  }
+
+  /** Fill the polygon into the selected object's mask (cut it out with `shift` or a cutting polygon). */
+  closePolygon(shift = false) {
+    const polygon = this.polygon;
+    if (!polygon) return;
+    if (polygon.vertices.length < 3) {
+      this.status("a polygon needs at least three corners", "warn");
+      return;
+    }
+    this.polygon = null;
+    const obj = this.selectedObject() || this.addObject();
+    const subtract = polygon.subtract || shift;
+    const mask = obj ? obj.mask.slice() : null;
+    if (!mask || !fillPolygon(mask, this.width, this.height, polygon.vertices, subtract ? 0 : 1)) {
+      this.status("the polygon changed no pixel", "info");
+      this.requestDraw();
+      this.changed();
+      return;
+    }
+    this.applyMask(obj.id, mask, subtract ? "polygon cut" : "polygon");
+  }
+
+  /** Fill the holes of the selected object's mask (pixels of other objects stay theirs). */
+  fillHolesSelected() {
+    const obj = this.selectedObject();
+    if (!obj || !obj.area) {
+      this.status("nothing to fill: the selected object has no mask", "warn");
+      return;
+    }
+    let others = null;
+    for (const other of this.objects.values()) {
+      if (other === obj || !other.area) continue;
+      others = others || new Uint8Array(obj.mask.length);
+      for (let i = 0; i < others.length; i += 1) others[i] |= other.mask[i];
+    }
+    const { mask, filled } = fillHoles(obj.mask, this.width, this.height, others);
+    if (!filled) {
+      this.status(`object ${obj.id} has no holes`, "info");
+      return;
+    }
+    this.applyMask(obj.id, mask, "fill holes");
+    this.status(`filled ${filled} px of holes in object ${obj.id}`, "info");
   }
 
   // --- painting ------------------------------------------------------------------------------
@@ -419,52 +578,83 @@ export class Editor {
     });
   }
 
+  /** A promise resolved once the canvas has been drawn again (a draw is requested). */
+  painted() {
+    return new Promise((resolve) => {
+      this.paintWaiters.push(resolve);
+      this.requestDraw();
+    });
+  }
+
   draw() {
     const ctx = this.ctx;
     const dpr = window.devicePixelRatio || 1;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
-    if (!this.image) return;
+    if (this.image) {
+      this.drawFrame(ctx, dpr);
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0); // screen-space overlays
+      this.drawOverlays(ctx);
+    }
+    const waiters = this.paintWaiters;
+    this.paintWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** The frame and the visible objects' layers, in image space. */
+  drawFrame(ctx, dpr) {
     const { scale, tx, ty } = this.view;
     ctx.setTransform(dpr * scale, 0, 0, dpr * scale, dpr * tx, dpr * ty);
     ctx.imageSmoothingEnabled = scale < 2;
     ctx.drawImage(this.image, 0, 0, this.width, this.height);
     ctx.imageSmoothingEnabled = false;
-    if (this.showMasks) {
-      for (const id of this.objectIds()) {
-        const obj = this.objects.get(id);
-        if (!obj.visible || obj.area === 0 && !(this.drag && this.drag.obj === obj)) continue;
-        ctx.globalAlpha = obj.opacity;
-        ctx.drawImage(obj.layer, 0, 0);
-      }
-      ctx.globalAlpha = 1;
+    if (!this.showMasks) return;
+    for (const id of this.objectIds()) {
+      const obj = this.objects.get(id);
+      if (!obj.visible || (obj.area === 0 && !(this.drag && this.drag.obj === obj))) continue;
+      ctx.globalAlpha = obj.opacity;
+      ctx.drawImage(obj.layer, 0, 0);
     }
-    // screen-space overlays
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.globalAlpha = 1;
+  }
+
+  /** Tags, prompts, the polygon being drawn and the brush outline, in CSS px. */
+  drawOverlays(ctx) {
+    const view = this.view;
     ctx.strokeStyle = "rgba(255,255,255,0.35)";
     ctx.lineWidth = 1;
-    ctx.strokeRect(tx - 0.5, ty - 0.5, this.width * scale + 1, this.height * scale + 1);
-    for (const p of this.points) {
-      const [x, y] = [(p.x + 0.5) * scale + tx, (p.y + 0.5) * scale + ty];
-      ctx.beginPath();
-      ctx.arc(x, y, 5, 0, Math.PI * 2);
-      ctx.fillStyle = p.positive ? "#52c41a" : "#ff4d4f";
-      ctx.fill();
-      ctx.lineWidth = 1.5;
-      ctx.strokeStyle = "#fff";
-      ctx.stroke();
+    ctx.strokeRect(view.tx - 0.5, view.ty - 0.5, this.width * view.scale + 1, this.height * view.scale + 1);
+    if (this.showMasks && this.showTags) {
+      for (const id of this.objectIds()) {
+        const obj = this.objects.get(id);
+        if (!obj.visible || !obj.extent || !obj.opacity) continue;
+        drawTag(ctx, view, obj, this.hooks.describe ? this.hooks.describe(obj) : `${obj.id}`, this.canvas.clientWidth);
+      }
+    }
+    if (this.drag && this.drag.kind === "box" && this.drag.moved) {
+      const [a, b] = [this.drag.start, this.drag.end];
+      drawBox(ctx, view, [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])], true);
+    } else if (this.box && this.tool === "click") {
+      drawBox(ctx, view, this.box, false);
+    }
+    drawPoints(ctx, view, this.points);
+    if (this.polygon) {
+      const vs = this.polygon.vertices;
+      const near = this.pointer && vs.length >= 3 && this.screenDistance(vs[0], ...this.pointer) <= CLOSE_PX;
+      const color = this.selectedObject()?.color || "#fff";
+      drawPolygon(ctx, view, this.polygon, this.isPanning() ? null : this.pointer, color, near);
     }
     if (this.pointer && (this.tool === "brush" || this.tool === "eraser") && !this.isPanning()) {
-      const r = Math.max(1.5, (this.brushSize / 2) * scale);
-      ctx.beginPath();
-      ctx.arc(this.pointer[0], this.pointer[1], r, 0, Math.PI * 2);
-      ctx.lineWidth = 3;
-      ctx.strokeStyle = "rgba(0,0,0,0.6)";
-      ctx.stroke();
-      ctx.lineWidth = 1.25;
-      ctx.strokeStyle = this.tool === "eraser" ? "#ffffff" : this.selectedObject()?.color || "#fff";
-      ctx.stroke();
+      const color = this.tool === "eraser" ? "#ffffff" : this.selectedObject()?.color || "#fff";
+      drawBrush(ctx, this.pointer, Math.max(1.5, (this.brushSize / 2) * view.scale), color);
     }
+  }
+
+  /** The RGBA of the canvas where image point (x, y) is drawn. */
+  pixelAt(x, y) {
+    const dpr = window.devicePixelRatio || 1;
+    const [sx, sy] = toScreen(this.view, x, y);
+    return Array.from(this.ctx.getImageData(Math.floor(sx * dpr), Math.floor(sy * dpr), 1, 1).data);
   }
 
   isPanning() {
@@ -494,6 +684,9 @@ export class Editor {
     c.addEventListener("pointermove", (e) => this.pointerMove(e));
     c.addEventListener("pointerup", (e) => this.pointerUp(e));
     c.addEventListener("pointercancel", (e) => this.pointerUp(e));
+    c.addEventListener("dblclick", (e) => {
+      if (this.tool === "polygon") this.closePolygon(e.shiftKey);
+    });
     c.addEventListener("pointerleave", () => {
       this.pointer = null;
       this.requestDraw();
@@ -529,7 +722,16 @@ export class Editor {
     }
     const [ix, iy] = this.toImage(sx, sy);
     if (this.tool === "click") {
-      if (e.button === 0 || e.button === 2) this.segmentAt(ix, iy, e.button === 0 && !e.shiftKey);
+      if (e.button === 2) this.segmentAt(ix, iy, false);
+      if (e.button !== 0) return;
+      // a click, or a box if the pointer moves before it is released
+      this.drag = { kind: "box", sx, sy, start: [ix, iy], end: [ix, iy], moved: false, shift: e.shiftKey, pointerId: e.pointerId };
+      this.canvas.setPointerCapture(e.pointerId);
+      return;
+    }
+    if (this.tool === "polygon") {
+      if (e.button === 0) this.polygonClick(sx, sy, e.shiftKey);
+      else if (e.button === 2) this.removeVertex();
       return;
     }
     if (e.button !== 0) return;
@@ -554,6 +756,9 @@ export class Editor {
       const [ax, ay] = this.drag.last;
       this.drag.changed = this.stroke(this.drag.obj, ax, ay, ix, iy, this.drag.value) || this.drag.changed;
       this.drag.last = [ix, iy];
+    } else if (this.drag && this.drag.kind === "box") {
+      this.drag.end = this.toImage(sx, sy);
+      this.drag.moved = this.drag.moved || Math.hypot(sx - this.drag.sx, sy - this.drag.sy) > DRAG_PX;
     }
     this.requestDraw();
   }
@@ -567,8 +772,11 @@ export class Editor {
       const obj = drag.obj;
       this.pushUndo({ id: obj.id, before: drag.before, after: obj.mask.slice(), what: this.tool === "eraser" ? "erase" : "brush stroke" });
       obj.edited = true;
-      obj.area = area(obj.mask);
+      this.measure(obj);
       this.changed();
+    } else if (drag.kind === "box" && e.type === "pointerup") {
+      if (drag.moved) this.segmentBox(drag.start, this.toImage(...this.local(e)));
+      else this.segmentAt(drag.start[0], drag.start[1], !drag.shift);
     }
     this.updateCursor();
     this.requestDraw();

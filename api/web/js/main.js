@@ -4,12 +4,18 @@
 // the browser". `window.curatorWorkbench` exposes a few read-only hooks for tests and scripts.
 
 import { api, setCsrf, setUnauthorizedHandler } from "./api.js";
-import { Editor } from "./editor.js";
+import { Categories } from "./categories.js";
+import { Editor, PALETTE } from "./editor.js";
 import { Filmstrip, bestMasks } from "./filmstrip.js";
+import { describe, renderObjectList } from "./objects.js";
 import { maskToRle, rleToMask } from "./rle.js";
 
 const NEIGHBOURS = 3;
 const PROJECT_KEY = "curator.project";
+/** Performance API names: the mark at submit and the measure from it to the next task painted. */
+const SUBMIT_MARK = "curator:submit";
+const SUBMIT_TO_PAINT = "curator:submit-to-paint";
+const MARKS = [SUBMIT_MARK, "curator:submitted", "curator:fetched", "curator:painted"];
 
 const $ = (id) => document.getElementById(id);
 
@@ -42,6 +48,7 @@ function setPageState(name) {
 
 // --- editor and filmstrip ------------------------------------------------------------------------
 
+const categories = new Categories();
 const editor = new Editor($("view"), {
   onChange: () => {
     renderObjects();
@@ -51,14 +58,16 @@ const editor = new Editor($("view"), {
   onRedraw: () => filmstrip.drawCurrent(editor),
   onStatus: showStatus,
   onSegment: segment,
+  describe: (obj) => describe(obj, categories.of(obj.id)),
 });
 const filmstrip = new Filmstrip($("filmstrip"));
 
-/** Ask the server for a mask from the click points; null (with a message) when it cannot. */
-async function segment(points, prior, objectId) {
+/** Ask the server for a mask from the click points and the box; null (with a message) when it cannot. */
+async function segment({ points, box, prior, objectId }) {
   const task = state.task;
   if (!task) return null;
   const body = { points };
+  if (box) body.box = box;
   if (prior) body.mask = maskToRle(prior, task.frame.height, task.frame.width);
   showStatus(`Segmenting object ${objectId}…`, "busy");
   try {
@@ -67,7 +76,7 @@ async function segment(points, prior, objectId) {
     const score = typeof answer.score === "number" ? ` · score ${answer.score.toFixed(2)}` : "";
     const ms = typeof answer.ms === "number" ? ` · ${Math.round(answer.ms)} ms` : "";
     showStatus(`Segmented with ${answer.backend || "the server's backend"}${score}${ms}`, "info");
-    return mask;
+    return { mask, score: typeof answer.score === "number" ? answer.score : null };
   } catch (err) {
     if ([404, 405, 501].includes(err.status)) {
       showStatus(
@@ -133,6 +142,7 @@ async function enterApp(session) {
   $("app").hidden = false;
   const scope = session.project_id === null ? "all projects" : `project ${session.project_id}`;
   $("who").textContent = `${session.role} · ${session.key_prefix}… · ${scope}`;
+  $("add-category").hidden = session.role !== "admin";
   await loadProjects();
   showEmpty("Claim a task to start labelling.");
   requestAnimationFrame(() => editor.resize());
@@ -159,7 +169,7 @@ async function loadProjects() {
   const chosen = state.projects.find((p) => p.id === stored) || state.projects[0];
   state.projectId = chosen.id;
   select.value = String(chosen.id);
-  await refreshCounts();
+  await Promise.all([refreshCounts(), refreshCategories()]);
 }
 
 async function changeProject() {
@@ -168,7 +178,59 @@ async function changeProject() {
   state.projectId = Number($("project").value);
   localStorage.setItem(PROJECT_KEY, String(state.projectId));
   showEmpty("Claim a task to start labelling.");
-  await refreshCounts();
+  await Promise.all([refreshCounts(), refreshCategories()]);
+}
+
+/** Load the project's categories (a failure leaves the last ones known, with a message). */
+async function refreshCategories() {
+  if (!state.projectId) {
+    categories.clear();
+    return;
+  }
+  try {
+    await categories.load(state.projectId);
+  } catch (err) {
+    if (err.status !== 401) showStatus(`Cannot load the categories: ${err.detail || err.message}`, "warn");
+  }
+  renderObjects();
+}
+
+async function assignCategory(objectId, categoryId) {
+  try {
+    const category = await categories.assign(objectId, categoryId);
+    showStatus(
+      category ? `Object ${objectId} is a ${category.name} now, on every frame.` : `Object ${objectId} has no category now.`,
+      "info",
+    );
+  } catch (err) {
+    if (err.status !== 401) showStatus(`Cannot set the category: ${err.detail || err.message}`, "error");
+  }
+  renderObjects();
+  editor.requestDraw();
+}
+
+function showCategoryForm(show) {
+  $("category-form").hidden = !show;
+  $("category-error").textContent = "";
+  if (!show) return;
+  $("category-name").value = "";
+  $("category-color").value = PALETTE[categories.list.length % PALETTE.length];
+  $("category-name").focus();
+}
+
+async function createCategory(event) {
+  event.preventDefault();
+  const name = $("category-name").value.trim();
+  if (!name || !state.projectId) return;
+  try {
+    const category = await categories.create(name, $("category-color").value);
+    showCategoryForm(false);
+    showStatus(`Category ${category.name} added to the project.`, "info");
+    renderObjects();
+  } catch (err) {
+    $("category-error").textContent =
+      err.code === "name_taken" ? `The project has a category named ${name} already.` : err.detail || err.message;
+  }
 }
 
 async function refreshCounts() {
@@ -239,13 +301,14 @@ function next() {
   });
 }
 
-async function openTask({ task, leaseSeconds }) {
+/** Open a claimed task: its frame, pre-annotation and neighbours; `timed`: end the submit measure once painted. */
+async function openTask({ task, leaseSeconds }, timed = false) {
   setPageState("loading");
   const claimedAt = performance.now();
-  const detail = await api("GET", `/tasks/${task.id}?neighbours=${NEIGHBOURS}`);
   const image = new Image();
-  image.src = detail.image_url;
-  await image.decode();
+  image.src = task.image_url; // loads while the task's detail is fetched
+  const [detail] = await Promise.all([api("GET", `/tasks/${task.id}?neighbours=${NEIGHBOURS}`), image.decode()]);
+  if (timed) performance.mark("curator:fetched");
   const { width, height } = detail.frame;
   const objects = bestMasks(detail.pre_annotation).map((m) => ({
     id: m.object_id,
@@ -258,7 +321,11 @@ async function openTask({ task, leaseSeconds }) {
   state.leaseDeadline = claimedAt + leaseSeconds * 1000;
   $("empty").hidden = true;
   editor.load(image, width, height, objects);
+  await editor.painted();
+  if (timed) measureSubmit();
+  // after the frame: the neighbours and the categories (which others may have changed) load while the annotator looks
   filmstrip.show(detail, editor);
+  refreshCategories();
   document.body.dataset.taskId = String(detail.id);
   setPageState(state.busy ? "loading" : "ready");
   renderTask();
@@ -266,12 +333,35 @@ async function openTask({ task, leaseSeconds }) {
   refreshCounts();
 }
 
+/**
+ * End the submit measure: `curator:submit-to-paint` from the press of Submit to the next task's frame
+ * and masks painted on the canvas, with its parts `curator:submit-and-claim` (POST submit and the
+ * next claim, sent together) and `curator:open` (the next task's detail, image, masks and first paint),
+ * itself `curator:fetch` (detail and image, loaded together) then `curator:draw` (masks decoded, drawn).
+ */
+function measureSubmit() {
+  performance.mark("curator:painted");
+  const has = (name) => performance.getEntriesByName(name, "mark").length > 0;
+  if (has(SUBMIT_MARK)) {
+    performance.measure(SUBMIT_TO_PAINT, SUBMIT_MARK, "curator:painted");
+    if (has("curator:submitted")) {
+      performance.measure("curator:submit-and-claim", SUBMIT_MARK, "curator:submitted");
+      performance.measure("curator:open", "curator:submitted", "curator:painted");
+      if (has("curator:fetched")) {
+        performance.measure("curator:fetch", "curator:submitted", "curator:fetched");
+        performance.measure("curator:draw", "curator:fetched", "curator:painted");
+      }
+    }
+  }
+  for (const name of MARKS) performance.clearMarks(name);
+}
+
 function submitBody() {
   const { width, height } = state.task.frame;
   const masks = [];
   for (const id of editor.objectIds()) {
     const obj = editor.objects.get(id);
-    if (obj.area > 0) masks.push({ object_id: id, rle: maskToRle(obj.mask, height, width) });
+    if (obj.area > 0) masks.push({ object_id: id, rle: maskToRle(obj.mask, height, width, editor.extentOf(obj)) });
   }
   return { masks, propagate: false };
 }
@@ -281,25 +371,29 @@ const LEASE_LOST = new Set(["lease_expired", "lease_not_held", "task_done"]);
 function submit() {
   if (!state.task) return;
   return withBusy(async () => {
+    for (const name of MARKS) performance.clearMarks(name);
+    performance.mark(SUBMIT_MARK);
     const task = state.task;
     const body = submitBody();
     setPageState("submitting");
-    try {
-      await api("POST", `/tasks/${task.id}/submit`, body);
-    } catch (err) {
+    // the next claim goes out with the submit: this task is leased to us, so it cannot come back
+    const [sent, next] = await Promise.allSettled([api("POST", `/tasks/${task.id}/submit`, body), claimOne()]);
+    performance.mark("curator:submitted");
+    if (sent.status === "rejected") {
+      if (next.status === "fulfilled" && next.value) await releaseQuietly(next.value.task.id);
       setPageState("ready");
-      if (LEASE_LOST.has(err.code)) {
+      if (LEASE_LOST.has(sent.reason.code)) {
         dropTask();
-        showEmpty(`Task ${task.id} could not be submitted: ${err.detail}`);
+        showEmpty(`Task ${task.id} could not be submitted: ${sent.reason.detail}`);
       }
-      throw err;
+      throw sent.reason;
     }
     const n = body.masks.length;
     showStatus(`Task ${task.id} submitted (${n} mask${n === 1 ? "" : "s"}).`, "info");
     dropTask();
     setPageState("loading");
-    const claimed = await claimOne();
-    if (claimed) await openTask(claimed);
+    const claimed = next.status === "fulfilled" ? next.value : await claimOne(); // a failed claim is tried again
+    if (claimed) await openTask(claimed, true);
     else showEmpty("Queue done: no open task left in this project.");
   });
 }
@@ -385,72 +479,24 @@ function renderTools() {
   $("brush-size-value").textContent = String(editor.brushSize);
   $("undo").disabled = !editor.undoStack.length;
   $("redo").disabled = !editor.redoStack.length;
+  $("tags").classList.toggle("active", editor.showTags);
+  $("tags").setAttribute("aria-pressed", String(editor.showTags));
   const hints = {
     brush: "Paint the selected object. Hold Space (or the middle button) and drag to pan.",
     eraser: "Erase from the selected object only.",
-    click: "Click inside the object to add it, Shift+click or right-click to remove a part.",
+    click:
+      "Click inside the object to add it, Shift+click or right-click to remove a part; drag a box around it. " +
+      "Esc clears the clicks and the box.",
+    polygon: editor.polygon
+      ? `${editor.polygon.vertices.length} corner(s): click the first corner, double-click or press Enter to fill` +
+        `${editor.polygon.subtract ? " (cut)" : ""}; Shift cuts; Backspace drops a corner; Esc cancels.`
+      : "Click the corners of a polygon to fill into the selected object; Shift+click the first corner to cut it out instead.",
   };
   $("tool-hint").textContent = hints[editor.tool] + (editor.showMasks ? "" : " Masks are hidden (H).");
 }
 
 function renderObjects() {
-  const list = $("object-list");
-  list.replaceChildren();
-  editor.objectIds().forEach((id, position) => {
-    const obj = editor.objects.get(id);
-    const li = document.createElement("li");
-    li.className = id === editor.selected ? "object selected" : "object";
-    li.dataset.objectId = String(id);
-    li.addEventListener("click", (e) => {
-      if (e.target.closest("input")) return;
-      editor.select(id);
-    });
-
-    const key = document.createElement("kbd");
-    key.textContent = position < 9 ? String(position + 1) : "";
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = obj.color;
-    const text = document.createElement("div");
-    text.className = "text";
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = `Object ${id}`;
-    const meta = document.createElement("span");
-    meta.className = "meta";
-    const origin =
-      obj.source === "new"
-        ? "new"
-        : obj.confidence === null || obj.confidence === undefined
-          ? obj.source
-          : `${obj.source} ${obj.confidence.toFixed(2)}`;
-    meta.textContent = origin;
-    const extent = document.createElement("span");
-    extent.className = "meta";
-    extent.textContent = `${obj.area} px${obj.edited ? " · edited" : ""}`;
-    text.append(name, meta, extent);
-
-    const controls = document.createElement("div");
-    controls.className = "controls";
-    const eye = document.createElement("input");
-    eye.type = "checkbox";
-    eye.checked = obj.visible;
-    eye.title = "Show this object";
-    eye.setAttribute("aria-label", `Show object ${id}`);
-    eye.addEventListener("change", () => editor.setVisible(id, eye.checked));
-    const opacity = document.createElement("input");
-    opacity.type = "range";
-    opacity.min = "0";
-    opacity.max = "100";
-    opacity.value = String(Math.round(obj.opacity * 100));
-    opacity.title = "Opacity";
-    opacity.setAttribute("aria-label", `Opacity of object ${id}`);
-    opacity.addEventListener("input", () => editor.setOpacity(id, Number(opacity.value) / 100));
-    controls.append(eye, opacity);
-
-    li.append(key, swatch, text, controls);
-    list.append(li);
-  });
+  renderObjectList($("object-list"), editor, categories, assignCategory);
 }
 
 // --- keyboard ------------------------------------------------------------------------------------
@@ -481,10 +527,18 @@ function onKeyDown(e) {
     if (!e.repeat) editor.setSpace(true);
     return;
   }
+  if (e.key === "Enter" && editor.polygon) {
+    e.preventDefault();
+    editor.closePolygon(e.shiftKey);
+    return;
+  }
   const actions = {
     b: () => editor.setTool("brush"),
     e: () => editor.setTool("eraser"),
     c: () => editor.setTool("click"),
+    p: () => editor.setTool("polygon"),
+    o: () => editor.fillHolesSelected(),
+    l: () => editor.toggleTags(),
     "[": () => editor.setBrushSize(editor.brushSize - Math.max(1, Math.round(editor.brushSize * 0.2))),
     "]": () => editor.setBrushSize(editor.brushSize + Math.max(1, Math.round(editor.brushSize * 0.2))),
     a: () => state.task && editor.addObject(),
@@ -494,8 +548,8 @@ function onKeyDown(e) {
     h: () => editor.toggleMasks(),
     f: () => editor.fit(),
     delete: () => editor.clearSelected(),
-    backspace: () => editor.clearSelected(),
-    escape: () => editor.clearPoints(),
+    backspace: () => (editor.polygon ? editor.removeVertex() : editor.clearSelected()),
+    escape: () => editor.cancel(),
   };
   if (/^[1-9]$/.test(e.key)) {
     const ids = editor.objectIds();
@@ -507,7 +561,7 @@ function onKeyDown(e) {
   const action = actions[key];
   if (action) {
     e.preventDefault();
-    if (!e.repeat || key === "[" || key === "]") action();
+    if (!e.repeat || key === "[" || key === "]" || (key === "backspace" && editor.polygon)) action();
   }
 }
 
@@ -529,6 +583,14 @@ function wire() {
   $("redo").addEventListener("click", () => editor.redo());
   $("clear-mask").addEventListener("click", () => editor.clearSelected());
   $("fit").addEventListener("click", () => editor.fit());
+  $("fill-holes").addEventListener("click", () => editor.fillHolesSelected());
+  $("tags").addEventListener("click", () => editor.toggleTags());
+  $("add-category").addEventListener("click", () => showCategoryForm($("category-form").hidden));
+  $("category-form").addEventListener("submit", createCategory);
+  $("category-cancel").addEventListener("click", () => showCategoryForm(false));
+  $("category-form").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") showCategoryForm(false);
+  });
   $("brush-size").addEventListener("input", (e) => editor.setBrushSize(Number(e.target.value)));
   for (const b of document.querySelectorAll("[data-tool]")) {
     b.addEventListener("click", () => editor.setTool(b.dataset.tool));
@@ -557,6 +619,24 @@ window.curatorWorkbench = {
   /** Client (page) coordinates of an image point: to drive the mouse in tests. */
   toClient: (x, y) => editor.toClient(x, y),
   undoDepth: () => editor.undoStack.length,
+  /** The corners of the polygon being drawn ([[x, y]] image px), or null. */
+  polygon: () => (editor.polygon ? editor.polygon.vertices.map((v) => [...v]) : null),
+  /** The click tool's box prompt [x0, y0, x1, y1], or null. */
+  box: () => (editor.box ? [...editor.box] : null),
+  /** Resolves, once the canvas is painted again, to the [r, g, b, a] drawn at each image point [x, y]. */
+  canvasPixels: async (points) => {
+    await editor.painted();
+    return points.map(([x, y]) => editor.pixelAt(x, y));
+  },
+  /** An object's category name, source and confidence as the page shows them. */
+  objectInfo: (id) => {
+    const obj = editor.objects.get(id);
+    if (!obj) return null;
+    const category = categories.of(id);
+    return { category: category ? category.name : null, source: obj.source, confidence: obj.confidence, visible: obj.visible };
+  },
+  /** Milliseconds from each Submit to the next task painted (the `curator:submit-to-paint` measures). */
+  submitToPaint: () => performance.getEntriesByName(SUBMIT_TO_PAINT, "measure").map((m) => m.duration),
 };
 
 async function start() {

@@ -51,13 +51,29 @@ export function rleToMask(rle, height, width) {
   return mask;
 }
 
-/** A row-major 0/1 mask as COCO RLE with uncompressed counts (column-major, zeros first). */
-export function maskToRle(mask, height, width) {
+/**
+ * A row-major 0/1 mask as COCO RLE with uncompressed counts (column-major, zeros first). With the
+ * mask's `extent` [x0, y0, x1, y1] (nothing set outside it), only that rectangle is read.
+ */
+export function maskToRle(mask, height, width, extent = null) {
+  const [x0, y0, x1, y1] = extent || [0, 0, width, height];
   const counts = [];
   let value = 0;
   let run = 0;
-  for (let x = 0; x < width; x += 1) {
-    for (let y = 0; y < height; y += 1) {
+  const zeros = (n) => {
+    if (n <= 0) return;
+    if (value === 0) {
+      run += n;
+    } else {
+      counts.push(run);
+      value = 0;
+      run = n;
+    }
+  };
+  zeros(x0 * height);
+  for (let x = x0; x < x1; x += 1) {
+    zeros(y0);
+    for (let y = y0; y < y1; y += 1) {
       const v = mask[y * width + x] ? 1 : 0;
       if (v === value) {
         run += 1;
@@ -67,7 +83,9 @@ export function maskToRle(mask, height, width) {
         run = 1;
       }
     }
+    zeros(height - y1);
   }
+  zeros((width - x1) * height);
   counts.push(run);
   return { size: [height, width], counts };
 }
