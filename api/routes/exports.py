@@ -1,4 +1,4 @@
-"""Exports: COCO, DAVIS (zip of PNG folders) and YouTube-VIS, streamed."""
+"""Exports: COCO, DAVIS (zip), YouTube-VIS, Datumaro (zip, tracks; for CVAT) and Label Studio, streamed."""
 
 from __future__ import annotations
 
@@ -30,18 +30,28 @@ def export(
     session: SessionDep,
     principal: PrincipalDep,
     workspace: WorkspaceDep,
-    format: Literal["coco", "davis", "ytvis"] = Query(default="coco", description="Output format."),
+    format: Literal["coco", "davis", "ytvis", "datumaro", "labelstudio"] = Query(
+        default="coco", description="Output format."
+    ),
     include: Literal["human", "all"] = Query(
         default="human", description="``human`` masks only, or ``all`` (best source per frame)."
     ),
+    images: bool | None = Query(
+        default=None,
+        description="With the images, as a zip in the tool's layout (default: ``davis`` and ``datumaro`` yes; "
+        "``coco``, ``ytvis`` and ``labelstudio`` are JSON without them).",
+    ),
 ) -> StreamingResponse:
-    """Stream the project's labelled frames: COCO instance segmentation JSON with RLE masks, a DAVIS
-    zip of JPEG and indexed-PNG folders, or YouTube-VIS JSON. Only labelled frames are exported."""
+    """Stream the project's labelled frames: COCO instance segmentation with RLE masks, a DAVIS zip
+    (with Pascal VOC segmentation folders and ``labelmap.txt``), YouTube-VIS, a Datumaro zip (one
+    track per object, CVAT-ready) or Label Studio tasks (brush masks; the queue's frames too). Only
+    labelled (and, for Label Studio, queued) frames are exported."""
     project = project_for(session, principal, project_id, "admin")
-    generate, media_type, ext = EXPORTERS[format]
+    exporter = EXPORTERS[format]
+    media_type, ext = exporter.media(images)
     name = f"{project.name.replace(' ', '_')}-{format}-{include}.{ext}"
     return StreamingResponse(
-        generate(workspace, project_id, include),
+        exporter.generate(workspace, project_id, include, images),
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -135,16 +135,19 @@ def preannotate(
 
 
 def import_(
-    source: Annotated[Path, typer.Argument(help="A DAVIS folder of PNG masks or a COCO .json file.")],
+    source: Annotated[
+        Path, typer.Argument(help="A DAVIS folder of PNG masks, a COCO .json file or a Label Studio JSON export.")
+    ],
     video: Annotated[str | None, typer.Option(help="Video id or file name for a flat PNG folder.")] = None,
     project: ProjectOpt = "default",
     home: HomeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Store existing masks (a DAVIS PNG folder or a COCO file) as human labels.
+    """Store existing masks (a DAVIS PNG folder, a COCO file or a Label Studio export) as human labels.
 
     A DAVIS folder holds <index>.png or <video>/<index>.png (or an export's Annotations/); a COCO
-    instance file has RLE or polygon segmentations. Frames are matched by video and frame index and
+    instance file has RLE or polygon segmentations; a Label Studio JSON export (of tasks from
+    `curator export --format labelstudio`) has brush masks. Frames are matched by video and frame index and
     their queued tasks are marked done. One bad mask and nothing is stored.
     """
     with open_project(home, config, project) as p:
@@ -182,16 +185,28 @@ def propagate(
 
 
 def export(
-    format: Annotated[str, typer.Option("--format", "-f", help="coco, davis (zip) or ytvis.")] = "coco",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="coco, davis (zip), ytvis, datumaro (zip, tracks; for CVAT) or labelstudio.")
+    ] = "coco",
     include: Annotated[str, typer.Option(help="human (human masks only) or all (best source per frame).")] = "human",
     out: Annotated[Path, typer.Option("--out", "-o", help="File, or folder for <project>-<format>-<include>.<ext>.")] = Path("."),
+    images: Annotated[
+        bool | None,
+        typer.Option("--images/--no-images", help="With the images, a zip in the tool's layout (default: davis and "
+                     "datumaro yes, coco, ytvis and labelstudio JSON only)."),
+    ] = None,
     project: ProjectOpt = "default",
     home: HomeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the labelled frames as COCO JSON (RLE), a DAVIS zip or YouTube-VIS JSON."""
+    """Write the labelled frames as COCO (RLE), a DAVIS zip, YouTube-VIS, a Datumaro zip (one track per
+    object, for CVAT) or Label Studio tasks (brush masks; the queue's frames too)."""
+    from curator.export import EXPORTERS
+
+    if format not in EXPORTERS:
+        raise fail(f"unknown export format {format!r}; valid: {', '.join(EXPORTERS)}")
     with open_project(home, config, project) as p:
-        path = p.export(format, include=include, dest=out)
+        path = p.export(format, include=include, dest=out, images=images)
     typer.echo(str(path))
 
 
