@@ -106,6 +106,14 @@ class PathRegister(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"path": "/data/videos/a.mp4"}]})
 
     path: str = Field(min_length=1, max_length=4096)
+    fps: float | None = Field(
+        default=None, ge=0, le=1000, allow_inf_nan=False, examples=[2.0],
+        description="Candidate frames per second for this video (0: every `stride`-th frame); default the "
+        "server's `sample_fps`.",
+    )
+    stride: int | None = Field(
+        default=None, ge=1, le=100_000, description="Keep every n-th decoded frame; default the server's `sample_stride`."
+    )
 
 
 class SelectionCreate(BaseModel):

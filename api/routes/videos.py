@@ -6,7 +6,7 @@ import os
 import uuid
 from pathlib import Path
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep, WorkspaceDep
@@ -36,6 +36,12 @@ UPLOAD_BODY = {
 }
 
 
+def sampling_params(fps: float | None, stride: int | None) -> dict[str, float | int]:
+    """The ingest job's per-video sampling parameters (only those given: the job's identity does not
+    change for an upload without them)."""
+    return {k: v for k, v in (("fps", fps), ("stride", stride)) if v is not None}
+
+
 @router.post(
     "",
     status_code=202,
@@ -52,13 +58,23 @@ async def upload_video(
     workspace: WorkspaceDep,
     settings: SettingsDep,
     runner: RunnerDep,
+    fps: float | None = Query(
+        default=None, ge=0, le=1000, allow_inf_nan=False,
+        description="Candidate frames per second for this video (0: every `stride`-th frame); default the "
+        "server's `sample_fps`.",
+    ),
+    stride: int | None = Query(
+        default=None, ge=1, le=100_000, description="Keep every n-th decoded frame; default the server's `sample_stride`."
+    ),
 ) -> JobPublic:
     """Upload a video (multipart ``file``); it is streamed to disk, checked by decoding, then ingested.
 
-    The answer is 202 with the ingest job; poll ``GET /jobs/{id}``. A file that is empty, larger
-    than ``upload_max_bytes`` or not a decodable video is refused with 4xx and nothing is stored;
-    so is any upload while the project has ``max_queued_jobs`` queued jobs (429, checked before the
-    body is read), or when the disk fills up (507).
+    The answer is 202 with the ingest job; poll ``GET /jobs/{id}``. ``?fps=`` and ``?stride=`` set
+    this video's sampling in place of the server's ``sample_fps`` and ``sample_stride`` (422 out of
+    range, before the body is read). A file that is empty, larger than ``upload_max_bytes`` or not a
+    decodable video is refused with 4xx and nothing is stored; so is any upload while the project
+    has ``max_queued_jobs`` queued jobs (429, checked before the body is read), or when the disk
+    fills up (507). A file the project holds already is not ingested again, whatever its options.
     """
     await run_in_threadpool(project_for, session, principal, project_id, "admin")
     await run_in_threadpool(check_capacity, session, project_id, settings.max_queued_jobs)
@@ -66,7 +82,10 @@ async def upload_video(
     dest = workspace.blobs.path(relative)
     dest.parent.mkdir(parents=True, exist_ok=True)
     name, size = await receive_upload(request, dest, settings.upload_max_bytes)
-    params = {"path": relative, "upload": True, "filename": name, "size_bytes": size, "backbone": settings.backbone}
+    params = {
+        "path": relative, "upload": True, "filename": name, "size_bytes": size, "backbone": settings.backbone,
+        **sampling_params(fps, stride),
+    }
     try:
         await run_in_threadpool(check_video, dest, name)
         job = await run_in_threadpool(
@@ -92,7 +111,8 @@ def register_video(
     settings: SettingsDep,
     runner: RunnerDep,
 ) -> JobPublic:
-    """Ingest a video already on the server; its real path must lie under one of ``path_roots``."""
+    """Ingest a video already on the server; its real path must lie under one of ``path_roots``.
+    ``fps`` and ``stride`` set this video's sampling in place of the server's settings."""
     project_for(session, principal, project_id, "admin")
     if not settings.path_roots:
         raise ApiError(403, "paths_disabled", "this server registers no server-side paths (path_roots is empty)")
@@ -106,7 +126,10 @@ def register_video(
         raise ApiError(404, "not_found", "no such file under the path roots")
     name = display_name(real.name)
     check_video(real, name)
-    params = {"path": str(real), "upload": False, "filename": name, "backbone": settings.backbone}
+    params = {
+        "path": str(real), "upload": False, "filename": name, "backbone": settings.backbone,
+        **sampling_params(body.fps, body.stride),
+    }
     job = start_job(session, runner, "ingest", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_public(job)

@@ -1,8 +1,9 @@
-"""The labelling page: ``GET /`` and its assets under ``/static`` (plain JS modules and CSS from
-``api/web/``, shipped in the package; nothing is fetched from elsewhere, so it works offline).
+"""The pages: the labelling workbench at ``GET /``, the project view at ``GET /project``, and their
+assets under ``/static`` (plain JS modules and CSS from ``api/web/``, shipped in the package;
+nothing is fetched from elsewhere, so it works offline).
 
-The page itself is public (it holds no data); it signs in through ``/session`` and every call it
-makes goes through the same routes, roles and checks as a script's.
+The pages themselves are public (they hold no data); they sign in through ``/session`` and every
+call they make goes through the same routes, roles and checks as a script's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ router = APIRouter(include_in_schema=False)
 def labelling_page() -> FileResponse:
     """The labelling workbench (sign-in form until a session exists)."""
     return FileResponse(WEB_ROOT / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+
+@router.get("/project")
+def project_page() -> FileResponse:
+    """The project view: overview, video with masks, embedding map, rounds, upload and start work
+    (``project.html``; sign-in form until a session exists)."""
+    return FileResponse(WEB_ROOT / "project.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
 class PageFiles(StaticFiles):

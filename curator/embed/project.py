@@ -22,18 +22,32 @@ def embed_project(
     batch_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelCheck | None = None,
+    video_id: int | None = None,
+    sync_index: bool = True,
 ) -> int:
     """Embed every frame of the project missing an embedding under ``backbone``; update the index.
 
     JPEGs are read in a background thread while the model runs. Each batch is committed as it is
     done, so an interrupted run keeps its finished batches and a rerun continues from there.
 
+    Args:
+        workspace: Where the frames and embeddings are.
+        project_id: The project.
+        backbone: The model.
+        batch_size: Frames per batch (default the ``embed_batch_size`` setting).
+        progress: Called with ``("embed", done, total)`` after each batch.
+        cancel: Checked after each batch.
+        video_id: Only this video's frames (one part of an embed job split by video).
+        sync_index: Bring the project's FAISS index in step at the end (a job split by video does it once).
+
     Returns:
         Number of frames embedded.
     """
     with workspace.db.session() as session:
         todo = [
-            (f.id, f.blob_path) for f in repo.frames_missing_embedding(session, project_id, backbone.name)
+            (f.id, f.blob_path)
+            for f in repo.frames_missing_embedding(session, project_id, backbone.name)
+            if video_id is None or f.video_id == video_id
         ]
     if not todo:
         return 0
@@ -50,7 +64,8 @@ def embed_project(
             repo.put_embeddings(session, np.asarray(keys, dtype=np.int64), vectors, backbone.name)
         done += len(keys)
         progress("embed", done, len(todo))
-    from curator.index.project import sync_project_index
+    if sync_index:
+        from curator.index.project import sync_project_index
 
-    sync_project_index(workspace, project_id, backbone.name)
+        sync_project_index(workspace, project_id, backbone.name)
     return done

@@ -1,6 +1,46 @@
-"""Choosing candidate frames from the decoded stream by stride and target rate."""
+"""Choosing candidate frames from the decoded stream by stride and target rate, and the per-ingest
+sampling options that override the settings'."""
 
 from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from curator.config import Settings
+
+#: Highest candidate rate one ingest may ask for (frames per second).
+MAX_SAMPLE_FPS = 1000.0
+#: Largest stride one ingest may ask for.
+MAX_SAMPLE_STRIDE = 100_000
+
+
+def check_sampling(fps: float | None, stride: int | None) -> None:
+    """Check per-ingest sampling options (``None`` keeps the setting).
+
+    Raises:
+        ValueError: For an ``fps`` that is not a finite number in ``[0, MAX_SAMPLE_FPS]`` (0 keeps
+            every ``stride``-th frame) or a ``stride`` that is not an integer in ``[1, MAX_SAMPLE_STRIDE]``.
+    """
+    if fps is not None and (
+        isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps)
+        or not 0 <= fps <= MAX_SAMPLE_FPS
+    ):
+        raise ValueError(f"fps must be a number from 0 to {MAX_SAMPLE_FPS:g} (0 keeps every stride-th frame), got {fps!r}")
+    if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= MAX_SAMPLE_STRIDE):
+        raise ValueError(f"stride must be an integer from 1 to {MAX_SAMPLE_STRIDE}, got {stride!r}")
+
+
+def sampling_settings(settings: Settings, fps: float | None = None, stride: int | None = None) -> Settings:
+    """``settings`` with one ingest's sampling options (``sample_fps``, ``sample_stride``) in place of
+    the server-wide ones; ``None`` keeps a setting.
+
+    Raises:
+        ValueError: For options :func:`check_sampling` refuses.
+    """
+    check_sampling(fps, stride)
+    update = {k: v for k, v in {"sample_fps": fps, "sample_stride": stride}.items() if v is not None}
+    return settings.model_copy(update=update) if update else settings
 
 
 class FrameSampler:

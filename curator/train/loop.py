@@ -34,6 +34,7 @@ from curator.annotate.masks import labels_to_masks, masks_to_labels
 from curator.annotate.types import Keyframe
 from curator.eval import score_frame
 from curator.progress import CancelCheck, ProgressCallback
+from curator.train.holdout import DEFAULT_HOLDOUT_FRACTION, holdout_size
 from curator.train.proxy import ProxyConfig, ProxyModel, Sample, make_sample, upsample_probs
 from curator.train.scores import frame_scores, mask_disagreement
 
@@ -86,7 +87,7 @@ class RoundConfig:
     train_min_confidence: float = 0.3
     train_max_propagated: int = 400
     dense_min_confidence: float = 0.3
-    holdout_fraction: float = 0.1
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION
     top_fraction: float = 0.05
     mc_samples: int = 0
     chunk: int = 16
@@ -273,7 +274,7 @@ def _split_holdout(
     """The human frames to train on and the seeded holdout (none with fewer than 5 human frames)."""
     rng = np.random.default_rng(cfg.proxy.seed)
     human = [(v, i) for v in videos for i in sorted(v.human)]
-    n_hold = int(np.floor(cfg.holdout_fraction * len(human))) if len(human) >= 5 else 0
+    n_hold = holdout_size(len(human), cfg.holdout_fraction)
     hold_idx = set(rng.choice(len(human), size=n_hold, replace=False).tolist()) if n_hold else set()
     holdout = [human[i] for i in sorted(hold_idx)]
     train_human = [h for i, h in enumerate(human) if i not in hold_idx]
