@@ -546,6 +546,45 @@ class Project:
             done,
         )
 
+    def queue_frames(self, frame_ids: Iterable[int], reason: str = "manual") -> dict[str, Any]:
+        """Queue frames for labelling by id (picked by a person rather than a selector): one ``open``
+        task per frame without a task; a frame that has one keeps it, whatever its state.
+
+        Args:
+            frame_ids: Frames of this project.
+            reason: Why they are queued (1 to 100 characters; the task's ``reason``).
+
+        Returns:
+            ``tasks`` (frame id to task id, for every frame given), ``created`` (ids of the new tasks)
+            and ``existing`` (frame id to the state of the task it had already).
+
+        Raises:
+            ValueError: For an empty or too long ``reason``.
+            NotFoundError: For ids that are not frames of this project (nothing is queued).
+        """
+        from curator.store import repo
+
+        ids = list(dict.fromkeys(int(f) for f in frame_ids))
+        reason = reason.strip()
+        if not 1 <= len(reason) <= 100:
+            raise ValueError("a reason has 1 to 100 characters")
+        with self.workspace.db.session() as session:
+            unknown = [f for lo in range(0, len(ids), 5000)
+                       for f in repo.frames_not_in_project(session, self.id, ids[lo : lo + 5000])]
+            if unknown:
+                raise repo.NotFoundError(
+                    f"{len(unknown)} frame(s) are not frames of project {self.name!r}: {unknown[:10]}"
+                )
+            before = repo.existing_tasks(session, self.id, ids)
+            tasks: dict[int, int] = {}
+            for lo in range(0, len(ids), 5000):
+                tasks.update(repo.create_tasks(session, self.id, None, [(f, reason) for f in ids[lo : lo + 5000]]))
+        return {
+            "tasks": tasks,
+            "created": sorted(t for f, t in tasks.items() if f not in before),
+            "existing": {f: state for f, (_, state) in before.items()},
+        }
+
     def tasks(self) -> dict[str, int]:
         """Task counts by state: ``open``, ``leased``, ``expired``, ``done``, ``total``."""
         from curator.store import repo
@@ -678,7 +717,8 @@ class Project:
     ) -> dict[str, Any]:
         """Give open and leased tasks a pre-annotation where one can be had without a human on their
         frame: the frame's propagated or predicted masks when it has some, else masks propagated from
-        its video's human keyframes (over the stretch of video those frames need only).
+        its video's human keyframes (over the stretch of video those frames need only), else SAM 2's
+        automatic masks when a SAM 2 checkpoint is configured (:mod:`curator.labels.automask`).
 
         Args:
             task_ids: Tasks (default every open or leased task of the project).
@@ -686,14 +726,16 @@ class Project:
             progress: Staged progress callback.
 
         Returns:
-            ``tasks``, ``pre_annotated``, ``already``, ``filled``, ``videos``, ``propagator`` and
-            ``reason`` (why some have none: ``no human masks yet`` on a project without labels); see
-            :func:`curator.labels.preannotate.preannotate_tasks`.
+            ``tasks``, ``pre_annotated``, ``already``, ``filled``, ``videos``, ``propagator``,
+            ``automasked`` and ``reason`` (why some have none: ``no human masks yet`` on a project
+            without labels); see :func:`curator.labels.preannotate.preannotate_tasks`.
         """
+        from curator.labels.automask import configured_automasker
         from curator.labels.preannotate import preannotate_tasks
 
         return preannotate_tasks(
-            self.workspace, self.id, task_ids, lambda: self.home.propagator(propagator), progress=progress
+            self.workspace, self.id, task_ids, lambda: self.home.propagator(propagator),
+            automask=lambda: configured_automasker(self.home.settings.device), progress=progress,
         )
 
     def label(self, frame_id: int, masks: MaskInput) -> int:
@@ -715,7 +757,7 @@ class Project:
         return len(checked)
 
     def import_masks(self, source: str | Path, *, video: int | str | None = None) -> ImportReport:
-        """Store masks from a DAVIS PNG folder or a COCO file as human masks.
+        """Store masks from a DAVIS PNG folder, a COCO file or a Label Studio JSON export as human masks.
 
         Frames are matched by video and frame index (see :mod:`curator.labels.importers`); ``video``
         names the video (id or file name) for a flat folder when the project has several. Every
@@ -879,17 +921,22 @@ class Project:
 
         return similar_frames(self.workspace, self.id, frame_id, k, backbone=backbone)
 
-    def export(self, format: str = "coco", *, include: str = "human", dest: str | Path = ".") -> Path:
-        """Write the labelled frames as ``coco``, ``davis`` (zip) or ``ytvis``; returns the file.
+    def export(
+        self, format: str = "coco", *, include: str = "human", dest: str | Path = ".", images: bool | None = None
+    ) -> Path:
+        """Write the labelled frames as ``coco``, ``davis`` (zip), ``ytvis``, ``datumaro`` (zip, tracks,
+        for CVAT) or ``labelstudio`` (tasks with brush masks, the queue included); returns the file.
 
         Args:
-            format: ``coco``, ``davis`` or ``ytvis``.
+            format: A name of :data:`curator.export.EXPORTERS` (see :mod:`curator.export`).
             include: ``human`` masks only, or ``all`` (best source per frame).
             dest: A file, or a folder that gets ``<project>-<format>-<include>.<ext>``.
+            images: With the images, as a zip in the tool's layout; ``None`` is the format's default
+                (zips for ``davis`` and ``datumaro``, JSON for the others).
         """
         from curator.export import write_export
 
-        return write_export(self.workspace, self.id, format, include, Path(dest))
+        return write_export(self.workspace, self.id, format, include, Path(dest), images)
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The project's newest jobs: id, kind, state, progress, error."""
@@ -901,6 +948,45 @@ class Project:
                  "total": j.progress_total, "error": j.error_code}
                 for j in project_jobs(session, self.id, limit)
             ]
+
+    # --- the project view: read models of the project pages ---------------------------------------
+
+    def overview(self) -> dict[str, Any]:
+        """Videos with their shots, picks (reason, utility, task state) and labelled frames; selections;
+        queue counts by state and per annotator (:func:`curator.views.project_overview`)."""
+        from curator.views import project_overview
+
+        return project_overview(self.workspace, self.id)
+
+    def video_timeline(self, video: int) -> dict[str, Any]:
+        """One video frame by frame: best mask source, lowest object confidence, task, keyframes and
+        picks (:func:`curator.views.video_timeline`).
+
+        Raises:
+            NotFoundError: For a video not of this project.
+        """
+        from curator.views import video_timeline
+
+        return video_timeline(self.workspace, self.id, int(video))
+
+    def embedding_map(self, backbone: str | None = None) -> dict[str, Any]:
+        """A 2-D PCA projection of the frame embeddings (cached per state of the embeddings) with
+        per-frame video, shot, labelled, picked and queued columns (:func:`curator.views.embedding_map`).
+
+        Raises:
+            LookupError: For an explicit ``backbone`` without embeddings in the project.
+        """
+        from curator.views import embedding_map
+
+        return embedding_map(self.workspace, self.id, backbone)
+
+    def round_history(self) -> dict[str, Any]:
+        """Every round's picks and proxy metrics, why a round has none, and the metrics as series
+        (:func:`curator.views.round_history`)."""
+        from curator.views import round_history
+
+        return round_history(self.workspace, self.id)
+
 
 
 def frame_masks(masks: MaskInput, height: int, width: int) -> list[tuple[int, dict[str, Any]]]:
