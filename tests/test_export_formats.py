@@ -249,3 +249,27 @@ def test_cli_and_rest_offer_every_format_with_or_without_images(tmp_path: Path) 
         r = client.get(f"/projects/{pid}/export?format=ytvis&images=true", headers=admin)
         assert "instances.json" in zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     workspace.close()
+
+
+def test_every_format_when_every_exported_object_has_a_category(tmp_path: Path) -> None:
+    """With a label schema that covers every exported object, no ``object`` category is added, and
+    the id-to-label tables of the DAVIS and Datumaro zips still cover every other object id."""
+    import zipfile
+
+    import curator
+    from tests.api_fixtures import seed_tasks
+
+    with curator.open(tmp_path / "home", backbone="classic", device="cpu") as home:
+        project = home.project_by_id(seed_tasks(home.workspace, "named", 3, (24, 32)))
+        lease = project.claim(1)[0]
+        mask = np.zeros((24, 32), bool)
+        mask[2:10, 3:13] = True
+        project.submit(lease.id, {7: mask})
+        thing = project.add_category("thing", "#00ff00")
+        project.set_object_category(7, thing["id"])
+        for fmt in ("coco", "davis", "ytvis", "datumaro", "labelstudio"):
+            out = project.export(fmt, include="all", dest=tmp_path / fmt, images=True)
+            assert zipfile.is_zipfile(out), fmt
+            with zipfile.ZipFile(out) as zf:
+                text = " ".join(zf.read(n).decode(errors="ignore") for n in zf.namelist() if n.endswith((".json", ".txt")))
+            assert "thing" in text and '"name": "object"' not in text, fmt

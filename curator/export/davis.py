@@ -104,7 +104,8 @@ def davis(workspace: Workspace, project_id: int, include: str, images: bool = Tr
     try:
         schema = label_schema(session, project_id, include)
         position = {c["id"]: i for i, c in enumerate(schema.categories, start=1)}
-        class_of = np.array([0] + [position[schema.category_id(k)] for k in range(1, 256)], dtype=np.uint8)
+        # objects that are never exported may lack an exported category (every exported one has one)
+        class_of = np.array([0] + [position.get(schema.category_id(k), 0) for k in range(1, 256)], dtype=np.uint8)
         sep = ""
         for f, found in walk(session, project_id, include):
             pngs, objects = _frame_pngs(f, found, class_of)

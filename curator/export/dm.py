@@ -69,7 +69,8 @@ def datumaro(workspace: Workspace, project_id: int, include: str, images: bool =
     try:
         schema = label_schema(session, project_id, include)
         index = {c["id"]: i for i, c in enumerate(schema.categories)}
-        label_of = {k: index[schema.category_id(k)] for k in range(256)}
+        # objects that are never exported may lack an exported category (every exported one has one)
+        label_of = {k: index.get(schema.category_id(k), 0) for k in range(256)}
         info = {"curator_project": project_name(session, project_id), "include": include}
         head = (f'{{"dm_format_version": "{FORMAT_VERSION}", "media_type": {MEDIA_IMAGE}, '
                 f'"infos": {json.dumps(info)}, "categories": {json.dumps(categories(schema))}, "items": [')
