@@ -8,7 +8,7 @@
 ...     task = street.claim()[0]
 ...     street.submit(task.id, {1: mask})      # bool (H, W) arrays, a label image, or COCO RLE
 ...     street.propagate()                     # every video with human masks, whole video
-...     street.export("coco", dest="out/")
+...     street.export("coco", dest="out/")  # a zip: annotations/ and images/
 
 Every verb runs in the calling process; the REST service runs the same verbs as jobs.
 """
@@ -932,7 +932,8 @@ class Project:
             include: ``human`` masks only, or ``all`` (best source per frame).
             dest: A file, or a folder that gets ``<project>-<format>-<include>.<ext>``.
             images: With the images, as a zip in the tool's layout; ``None`` is the format's default
-                (zips for ``davis`` and ``datumaro``, JSON for the others).
+                (a zip with the images, but Label Studio's tasks JSON for ``labelstudio``); False gives
+                ``coco``, ``ytvis`` and ``labelstudio`` as JSON alone.
         """
         from curator.export import write_export
 

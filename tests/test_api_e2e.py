@@ -111,7 +111,7 @@ def test_full_path_over_http(tmp_path: Path) -> None:
         assert all(0.0 <= m["confidence"] <= 1.0 for m in masks)
 
         # export COCO (human): 8 images, 16 annotations, loads with pycocotools
-        r = client.get(f"/projects/{pid}/export?format=coco&include=human", headers=admin)
+        r = client.get(f"/projects/{pid}/export?format=coco&include=human&images=false", headers=admin)
         assert r.status_code == 200, r.text
         path = tmp_path / "coco.json"
         path.write_bytes(r.content)
@@ -122,7 +122,7 @@ def test_full_path_over_http(tmp_path: Path) -> None:
         assert coco.annToMask(ann).sum() == ann["area"] > 0
 
         # export COCO (all): keyframes plus the propagated frames
-        r = client.get(f"/projects/{pid}/export?format=coco&include=all", headers=admin)
+        r = client.get(f"/projects/{pid}/export?format=coco&include=all&images=false", headers=admin)
         path.write_bytes(r.content)
         coco = COCO(str(path))
         assert 8 < len(coco.getImgIds()) <= 8 + propagated_frames
@@ -130,7 +130,7 @@ def test_full_path_over_http(tmp_path: Path) -> None:
         assert all(coco.getAnnIds(imgIds=[i]) for i in coco.getImgIds())
 
         # YouTube-VIS and DAVIS
-        ytvis = client.get(f"/projects/{pid}/export?format=ytvis&include=human", headers=admin).json()
+        ytvis = client.get(f"/projects/{pid}/export?format=ytvis&include=human&images=false", headers=admin).json()
         assert len(ytvis["videos"]) == 1 and ytvis["videos"][0]["length"] == 8
         assert len(ytvis["annotations"]) == 2
         assert all(s is not None for s in ytvis["annotations"][0]["segmentations"])

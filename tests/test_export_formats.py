@@ -44,11 +44,14 @@ def _blob(built: Built, key: tuple[str, int]) -> bytes:
     return built.project.image_path(built.frame_ids[key]).read_bytes()
 
 
-def test_json_alone_by_default_zips_with_images_on_request(built: Built, tmp_path: Path) -> None:
-    for fmt, json_alone in (("coco", True), ("ytvis", True), ("labelstudio", True), ("davis", False), ("datumaro", False)):
-        assert EXPORTERS[fmt].media()[1] == ("json" if json_alone else "zip"), fmt
+def test_zips_with_images_by_default_json_alone_on_request(built: Built, tmp_path: Path) -> None:
+    """As a user hands a dataset on: a zip in the tool's layout with the images; COCO, YouTube-VIS
+    and Label Studio as bare JSON when asked (Label Studio's tasks JSON is what it imports, so it is
+    the default there)."""
+    for fmt, zipped in (("coco", True), ("ytvis", True), ("labelstudio", False), ("davis", True), ("datumaro", True)):
+        assert EXPORTERS[fmt].media()[1] == ("zip" if zipped else "json"), fmt
         default = _export(built, tmp_path, fmt)
-        assert default.suffix == (".json" if json_alone else ".zip"), fmt
+        assert default.suffix == (".zip" if zipped else ".json"), fmt
         assert zipfile.is_zipfile(_export(built, tmp_path, fmt, images=True)), fmt
     for fmt in ("coco", "ytvis", "labelstudio"):
         json.loads(_export(built, tmp_path, fmt, images=False).read_text())

@@ -38,8 +38,8 @@ def export(
     ),
     images: bool | None = Query(
         default=None,
-        description="With the images, as a zip in the tool's layout (default: ``davis`` and ``datumaro`` yes; "
-        "``coco``, ``ytvis`` and ``labelstudio`` are JSON without them).",
+        description="With the images, as a zip in the tool's layout (the default, except for ``labelstudio``, "
+        "whose default is its tasks JSON); false gives ``coco``, ``ytvis`` and ``labelstudio`` as JSON alone.",
     ),
 ) -> StreamingResponse:
     """Stream the project's labelled frames: COCO instance segmentation with RLE masks, a DAVIS zip

@@ -192,8 +192,8 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="File, or folder for <project>-<format>-<include>.<ext>.")] = Path("."),
     images: Annotated[
         bool | None,
-        typer.Option("--images/--no-images", help="With the images, a zip in the tool's layout (default: davis and "
-                     "datumaro yes, coco, ytvis and labelstudio JSON only)."),
+        typer.Option("--images/--no-images", help="With the images, a zip in the tool's layout (the default but for "
+                     "labelstudio, whose default is its tasks JSON); --no-images: coco, ytvis and labelstudio as JSON."),
     ] = None,
     project: ProjectOpt = "default",
     home: HomeOpt = None,

@@ -58,9 +58,9 @@ class ExportFormat:
 
 
 EXPORTERS: dict[str, ExportFormat] = {
-    "coco": ExportFormat("coco", coco, False, True),
+    "coco": ExportFormat("coco", coco, True, True),
     "davis": ExportFormat("davis", davis, True, False),
-    "ytvis": ExportFormat("ytvis", ytvis, False, True),
+    "ytvis": ExportFormat("ytvis", ytvis, True, True),
     "datumaro": ExportFormat("datumaro", datumaro, True, False),
     "labelstudio": ExportFormat("labelstudio", labelstudio, False, True),
 }

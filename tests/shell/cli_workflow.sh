@@ -52,9 +52,14 @@ curator import davis --project street
 curator propagate --project street --propagator flow
 curator export --project street --format coco --include all --out out/
 python - <<'PY'
-import glob
+import glob, zipfile
 from pycocotools.coco import COCO
-coco = COCO(glob.glob("out/*.json")[0])
+with zipfile.ZipFile(glob.glob("out/*.zip")[0]) as archive:  # COCO's layout: annotations/ and images/
+    names = archive.namelist()
+    assert any(n.startswith("images/") and n.endswith(".jpg") for n in names), names[:5]
+    archive.extractall("out/coco")
+coco = COCO(glob.glob("out/coco/annotations/*.json")[0])
+assert all((glob.glob(f"out/coco/images/{img['file_name']}") or glob.glob(f"out/coco/{img['file_name']}")) for img in coco.imgs.values())
 sources = {a["source"] for a in coco.anns.values()}
 assert sources == {"human", "propagated"}, sources
 assert sum(a["source"] == "human" for a in coco.anns.values()) == 3
