@@ -124,7 +124,7 @@ def frame_similar(
     return out
 
 
-@router.post("/{frame_id}/segment", response_model=SegmentPublic, responses={**AUTH_ERRORS, **errors(409)})
+@router.post("/{frame_id}/segment", response_model=SegmentPublic, responses={**AUTH_ERRORS, **errors(400, 409)})
 def frame_segment(
     frame_id: Id, body: SegmentRequest, session: SessionDep, principal: PrincipalDep, workspace: WorkspaceDep
 ) -> SegmentPublic:
