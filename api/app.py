@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from api.auth import KeyCache
 from api.deps import PrincipalDep
 from api.errors import install_error_handlers
 from api.jobs import build_handlers
@@ -139,6 +140,7 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     app.state.workspace = workspace
     app.state.runner = runner
     app.state.write_lock = threading.Lock()
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, json_max_bytes=settings.json_max_bytes)
     # Requests are matched against the routers in order: the queue's (claims and submissions, the hot

@@ -12,6 +12,8 @@ cookie; requests that change state with the cookie must echo the session's CSRF 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -24,6 +26,7 @@ from curator.store.keys import (
     hash_key,
     key_by_secret,
     list_keys,
+    revocations,
     revoke_key,
     session_by_token,
 )
@@ -33,6 +36,7 @@ __all__ = [
     "CSRF_HEADER",
     "KEY_PREFIX",
     "SESSION_COOKIE",
+    "KeyCache",
     "Principal",
     "create_key",
     "find_key",
@@ -86,3 +90,49 @@ class Principal:
         if ROLES.index(self.role) < ROLES.index(role):
             return False
         return self.project_id is None or self.project_id == project_id
+
+
+class KeyCache:
+    """Callers behind bearer keys looked up lately, trusted for ``seconds`` before the next look-up.
+
+    Every request names its key; looking it up costs a query and, since that blocks, a hop to a worker
+    thread, which is most of what a short queue call costs beyond its own writes. Only live keys are
+    held (an unknown key is looked up every time, so a new key works at once), by their hash. A key
+    revoked by this process is dropped at once (:func:`curator.store.keys.revocations`); one revoked
+    by another (``curator keys revoke``) works for at most ``seconds`` more.
+
+    Args:
+        seconds: How long a looked-up key is trusted; 0 or less turns the cache off.
+        max_entries: Entries held at most (all are dropped when it is reached).
+        clock: Monotonic seconds.
+    """
+
+    def __init__(self, seconds: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[str, tuple[Principal, float, int]] = {}
+
+    def get(self, secret: str) -> Principal | None:
+        """The caller behind ``secret`` if it was looked up less than ``seconds`` ago and no key was
+        revoked here since; else ``None``."""
+        if self.seconds <= 0:
+            return None
+        digest = hash_key(secret)
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, until, epoch = entry
+        if until <= self.clock() or epoch != revocations():
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, secret: str, principal: Principal, epoch: int) -> None:
+        """Hold ``principal`` for ``secret``, found live by a look-up that began at revocation count
+        ``epoch`` (:func:`curator.store.keys.revocations`, read before the look-up)."""
+        if self.seconds <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[hash_key(secret)] = (principal, self.clock() + self.seconds, epoch)

@@ -12,35 +12,31 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.auth import CSRF_HEADER, SESSION_COOKIE, Principal, find_key, find_session
+from api.auth import CSRF_HEADER, SESSION_COOKIE, KeyCache, Principal, find_key, find_session
 from api.errors import ApiError
 from curator.config import Settings
 from curator.jobs.base import JobRunner
+from curator.store.keys import revocations
 from curator.workspace import Workspace
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `curator keys create`.")
 
 
-# Trivial dependencies are ``async`` so FastAPI runs them inline instead of hopping to a worker thread.
-async def get_workspace(request: Request) -> Workspace:
-    """The app's workspace."""
-    workspace: Workspace = request.app.state.workspace
-    return workspace
-
-
-async def get_settings(request: Request) -> Settings:
+# The hot queue routes (claim, submit) take the request and read these off it: FastAPI's solving of
+# each dependency costs a short call about as much as one of its SQLite statements.
+def settings_of(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def get_runner(request: Request) -> JobRunner:
+def runner_of(request: Request) -> JobRunner:
     """The app's job runner."""
     runner: JobRunner = request.app.state.runner
     return runner
 
 
-async def get_write_lock(request: Request) -> threading.Lock:
+def write_lock_of(request: Request) -> threading.Lock:
     """The app's lock around short queue write transactions.
 
     SQLite allows one writer; when several request threads want the lock at once, SQLite's busy
@@ -51,19 +47,46 @@ async def get_write_lock(request: Request) -> threading.Lock:
     return lock
 
 
+def workspace_of(request: Request) -> Workspace:
+    """The app's workspace."""
+    workspace: Workspace = request.app.state.workspace
+    return workspace
+
+
+# Trivial dependencies are ``async`` so FastAPI runs them inline instead of hopping to a worker thread.
+async def get_workspace(request: Request) -> Workspace:
+    """The app's workspace."""
+    return workspace_of(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return settings_of(request)
+
+
+async def get_runner(request: Request) -> JobRunner:
+    """The app's job runner."""
+    return runner_of(request)
+
+
+async def get_write_lock(request: Request) -> threading.Lock:
+    """The app's lock around short queue write transactions (see :func:`write_lock_of`)."""
+    return write_lock_of(request)
+
+
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 WriteLockDep = Annotated[threading.Lock, Depends(get_write_lock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 
 
-async def get_session(workspace: WorkspaceDep) -> AsyncIterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session for one request (made inline: creating one does no I/O; it connects on first use).
 
     Routes that write call ``session.commit()`` themselves before answering, so a 2xx is only ever
     sent for committed work; whatever is left uncommitted is rolled back here.
     """
-    session = workspace.db.sessionmaker()
+    session = workspace_of(request).db.sessionmaker()
     try:
         yield session
     finally:
@@ -78,15 +101,19 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 #: Methods that change state: with a session cookie they must carry the session's CSRF token.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: The header a 401 carries.
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_principal(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+async def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     """The caller's key: from ``Authorization: Bearer <key>`` (scripts), else from the browser session
     cookie (the labelling page, signed in with ``POST /session``).
+
+    A bearer key looked up lately is taken from the app's :class:`api.auth.KeyCache` (no query and no
+    worker thread); other look-ups run in a worker thread, in a session of their own (the request's
+    session is not a dependency here: each one FastAPI solves costs a short call noticeably).
 
     A request authenticated by the cookie that changes state (POST, PUT, PATCH, DELETE) must carry
     the session's CSRF token in ``X-CSRF-Token``: another site can make a browser send the cookie,
@@ -98,20 +125,37 @@ def get_principal(
         ApiError: 401 ``unauthorized`` when neither a live key nor a live session is given; 403
             ``csrf_failed`` for a cookie request that changes state without the matching token.
     """
-    challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is not None and credentials.credentials:
-        principal = find_key(session, credentials.credentials)
+        secret = credentials.credentials
+        cache: KeyCache = request.app.state.key_cache
+        principal = cache.get(secret)
         if principal is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked API key", challenge)
+            epoch = revocations()
+            principal = await run_in_threadpool(_key_principal, workspace_of(request), secret)
+            if principal is None:
+                raise ApiError(401, "unauthorized", "unknown or revoked API key", dict(CHALLENGE))
+            cache.put(secret, principal, epoch)
         return principal
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", challenge)
-    found = find_session(session, token)
+        raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", dict(CHALLENGE))
+    return await run_in_threadpool(_session_principal, request, workspace_of(request), token)
+
+
+def _key_principal(workspace: Workspace, secret: str) -> Principal | None:
+    """The caller behind a live key ``secret`` (see :func:`get_principal`)."""
+    with workspace.db.session() as session:
+        return find_key(session, secret)
+
+
+def _session_principal(request: Request, workspace: Workspace, token: str) -> Principal:
+    """The caller behind the browser session cookie ``token`` (see :func:`get_principal`)."""
+    with workspace.db.session() as session:
+        found = find_session(session, token)
     if found is None:
         raise ApiError(
             401, "unauthorized", "the browser session has ended (expired, signed out or its key revoked); sign in again",
-            challenge,
+            dict(CHALLENGE),
         )
     principal, live = found
     if request.method in UNSAFE_METHODS:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         thumb_side: Longer side of frame thumbnails served by the API.
         image_cache_seconds: ``Cache-Control: max-age`` of frame images (their content never changes).
         session_hours: How long a browser stays signed in to the labelling page after ``POST /session``.
+        key_cache_seconds: How long the server trusts a bearer key it has looked up before looking it
+            up again. A key revoked by another process (``curator keys revoke``) keeps working in a
+            running server for at most this long; 0 looks the key up on every request.
     """
 
     model_config = SettingsConfigDict(env_prefix="CURATOR_", extra="ignore")
@@ -122,6 +125,7 @@ class Settings(BaseSettings):
     thumb_side: int = 256
     image_cache_seconds: int = 86400
     session_hours: float = 12.0
+    key_cache_seconds: float = 5.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path as PathParam
+from fastapi import Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.auth import Principal
@@ -36,6 +38,17 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 AUTH_ERRORS = errors(401, 403, 404, 422)
+
+
+def model_response(model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` as a JSON response, serialized in the calling (worker) thread.
+
+    For the queue's hot routes: FastAPI validates and serializes a returned model against the
+    route's ``response_model`` in another worker-thread hop, which costs a claim or a submission
+    more than its SQL does; a returned ``Response`` is sent as it is. The route keeps its
+    ``response_model`` for the OpenAPI document, so ``model`` must be an instance of it.
+    """
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 def project_for(session: Session, principal: Principal, project_id: int, role: str) -> Project:

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.auth import Principal
-from api.deps import PrincipalDep, RunnerDep, SessionDep, SettingsDep, WriteLockDep, require
+from api.deps import (
+    PrincipalDep,
+    RunnerDep,
+    SessionDep,
+    SettingsDep,
+    WriteLockDep,
+    require,
+    runner_of,
+    settings_of,
+    write_lock_of,
+)
 from api.errors import ApiError, not_found
 from api.jobs import job_public, start_job
-from api.routes.common import AUTH_ERRORS, Id, errors, project_for
+from api.routes.common import AUTH_ERRORS, Id, errors, model_response, project_for
 from api.schemas import (
     ClaimPublic,
     ClaimRequest,
@@ -53,20 +63,25 @@ def _task_for(session: Session, principal: Principal, task_id: int, role: str) -
     return found
 
 
+def _target_for(session: Session, principal: Principal, task_id: int, role: str) -> repo.TaskTarget:
+    """What a submission needs of task ``task_id`` (see :func:`_task_for`; no ORM objects loaded)."""
+    found = repo.task_target(session, task_id)
+    if found is None or (principal.project_id is not None and found.project_id != principal.project_id):
+        raise not_found("task", task_id)
+    require(principal, role, found.project_id)
+    return found
+
+
 @router.post(
     "/projects/{project_id}/queue/claim", response_model=ClaimPublic,
     responses=errors(400, 401, 403, 404, 422, 507),
 )
-def claim(
-    project_id: Id,
-    body: ClaimRequest,
-    session: SessionDep,
-    principal: PrincipalDep,
-    settings: SettingsDep,
-    write_lock: WriteLockDep,
-) -> ClaimPublic:
+def claim(project_id: Id, body: ClaimRequest, session: SessionDep, principal: PrincipalDep, request: Request) -> Response:
     """Lease up to ``limit`` open tasks to the caller for ``lease_seconds``; none is ever leased to two
     callers at once. Expired leases go back to the pool first. Fewer (or no) tasks when the queue runs dry."""
+    # claim and submit are the hot path: they read the app's services off the request rather than
+    # have FastAPI solve a dependency for each (see api.deps)
+    settings, write_lock = settings_of(request), write_lock_of(request)
     if principal.project_id is not None and principal.project_id != project_id:
         raise not_found("project", project_id)
     require(principal, "annotator", project_id)
@@ -77,7 +92,7 @@ def claim(
         session.commit()
     if not leases:  # only an empty claim needs to tell an unknown project from an empty queue
         project_for(session, principal, project_id, "annotator")
-    return ClaimPublic(
+    return model_response(ClaimPublic(
         tasks=[
             TaskPublic(
                 id=lease.id, project_id=project_id, frame_id=lease.frame_id, video_id=lease.video_id,
@@ -87,7 +102,7 @@ def claim(
             for lease in leases
         ],
         lease_seconds=settings.lease_seconds,
-    )
+    ))
 
 
 @router.get("/projects/{project_id}/queue", response_model=QueuePublic, responses=AUTH_ERRORS)
@@ -146,28 +161,21 @@ def _lease_problem(session: Session, task_id: Id, owner: int) -> ApiError:
 @router.post(
     "/tasks/{task_id}/submit", response_model=SubmitPublic, responses=errors(400, 401, 403, 404, 409, 422, 429, 507)
 )
-def submit(
-    task_id: Id,
-    body: SubmitRequest,
-    session: SessionDep,
-    principal: PrincipalDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
-    write_lock: WriteLockDep,
-) -> SubmitPublic:
+def submit(task_id: Id, body: SubmitRequest, session: SessionDep, principal: PrincipalDep, request: Request) -> Response:
     """Submit the masks of a leased task (COCO RLE, or one indexed PNG). The masks must have the
     frame's size and distinct object ids 1..255; they are stored as ``human``. With ``propagate``,
     a propagation job over the frame's video is queued (or the one already queued is returned);
     when that needs a new job and the project has ``max_queued_jobs`` queued, the submission is
     refused whole with 429 and nothing is stored."""
-    task, frame = _task_for(session, principal, task_id, "annotator")
+    settings, runner, write_lock = settings_of(request), runner_of(request), write_lock_of(request)
+    target = _target_for(session, principal, task_id, "annotator")
     if body.label_png is not None and body.masks:
         raise ApiError(422, "invalid_mask", "send either masks or label_png, not both")
     if body.label_png is not None:
-        masks = png_masks(body.label_png, frame.height, frame.width)
+        masks = png_masks(body.label_png, target.height, target.width)
     else:
-        masks = check_masks([(m.object_id, m.rle.model_dump()) for m in body.masks], frame.height, frame.width)
-    frame_id, video_id, project_id = frame.id, frame.video_id, task.project_id
+        masks = check_masks([(m.object_id, m.rle.model_dump()) for m in body.masks], target.height, target.width)
+    frame_id, video_id, project_id = target.frame_id, target.video_id, target.project_id
     wants_job = body.propagate and bool(masks)
     if wants_job and find_active_job(session, "propagate", project_id, video_id=video_id) is None:
         check_capacity(session, project_id, settings.max_queued_jobs)
@@ -184,9 +192,9 @@ def submit(
         if job is None:  # the masks are stored: no limit now (it was checked above)
             params = {"video_id": video_id, "propagator": None, "scope": "video"}
             job = start_job(session, runner, "propagate", project_id, params, principal.key_id)
-    return SubmitPublic(
+    return model_response(SubmitPublic(
         task_id=task_id, frame_id=frame_id, masks=len(masks), propagate_job=job_public(job) if job else None
-    )
+    ))
 
 
 @router.post("/tasks/{task_id}/release", response_model=TaskPublic, responses=errors(401, 403, 404, 409, 422))
@@ -230,7 +238,7 @@ def reopen(task_id: Id, session: SessionDep, principal: PrincipalDep, write_lock
     return _detail(session, task, frame, 2)
 
 
-@router.post("/tasks/{task_id}/reject", response_model=TaskDetail, responses=errors(401, 403, 404, 409, 422))
+@router.post("/tasks/{task_id}/reject", response_model=TaskDetail, responses=errors(400, 401, 403, 404, 409, 422))
 def reject(
     task_id: Id, body: RejectRequest, session: SessionDep, principal: PrincipalDep, write_lock: WriteLockDep
 ) -> TaskDetail:

@@ -70,12 +70,13 @@ def bench_ingest(
     checkpoint: CheckpointOpt = None,
     batch_size: Annotated[int, typer.Option(help="Frames per inference batch.")] = 16,
     max_side: Annotated[int, typer.Option(help="Frames are resized so the longer side is at most this.")] = 1280,
+    repeats: Annotated[int, typer.Option(help="Turns of bare decoding and of the decode stage.", min=1)] = 2,
 ) -> None:
-    """Decode-only, embed-only and full-pipeline frames/s in one run, with peak RSS."""
+    """Bare PyAV decoding, decode-stage, embed-only and full-pipeline frames/s in one run, with peak RSS."""
     bench = benchmark("ingest")
     with open_home(None, None, backbone=backbone, backbone_checkpoint=checkpoint) as curator:
         model = curator.backbone()
-        report = bench.bench_ingest(video, model, batch_size=batch_size, max_side=max_side)
+        report = bench.bench_ingest(video, model, batch_size=batch_size, max_side=max_side, repeats=repeats)
     _write(out, report)
     typer.echo(json.dumps(report, indent=2))
 
@@ -84,11 +85,13 @@ def bench_ingest(
 def bench_api(
     out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
     clients: Annotated[int, typer.Option(help="Concurrent annotator clients.", min=1)] = 8,
-    seconds: Annotated[float, typer.Option(help="How long to run.", min=1)] = 20.0,
-    tasks: Annotated[int, typer.Option(help="Tasks in the queue (enough never to run dry).", min=1)] = 20000,
+    seconds: Annotated[float, typer.Option(help="Seconds to run each server (curator, the reference).", min=1)] = 20.0,
+    tasks: Annotated[int, typer.Option(help="Tasks in each queue (enough never to run dry).", min=1)] = 20000,
+    turns: Annotated[int, typer.Option(help="Alternating turns the two servers take.", min=1)] = 2,
 ) -> None:
-    """Claim+submit cycles per second and p50/p99 cycle latency against a local server on loopback."""
-    report = benchmark("api").bench_api(clients=clients, seconds=seconds, tasks=tasks)
+    """Claim+submit cycles per second and p50/p99 cycle latency against a local server on loopback,
+    beside a bare FastAPI + SQLAlchemy app doing the same writes (``reference``, ``ratio``)."""
+    report = benchmark("api").bench_api(clients=clients, seconds=seconds, tasks=tasks, turns=turns)
     _write(out, report)
     typer.echo(json.dumps(report, indent=2))
 
@@ -440,3 +443,163 @@ def bench_segment(
     _write(out, report)
     typer.echo(bench.format_table(report))
     typer.echo(f"wrote {out}")
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise fail(f"{option} must be comma-separated integers, got {text!r}") from None
+
+
+@bench_app.command("effort")
+def bench_effort(
+    davis: DavisOpt,
+    out: Annotated[Path, typer.Option("--out", help="JSON report path (a PNG plot is written beside it).")] = Path(
+        "bench-out/effort.json"
+    ),
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated arms: manual, uniform-scratch, uniform-clicks, curator.")
+    ] = "manual,uniform-scratch,uniform-clicks,curator",
+    checkpoint: Annotated[
+        str | None,
+        typer.Option("--checkpoint", help="DINOv2 weights (default: $CURATOR_BACKBONE_CHECKPOINT)."),
+    ] = None,
+    cost: Annotated[
+        Path | None, typer.Option("--cost", help="Cost model YAML (default: configs/bench/effort_cost.yaml).")
+    ] = None,
+    budgets: Annotated[str, typer.Option(help="Uniform keyframes per video, one point each.")] = "1,2,4,8",
+    per_round: Annotated[
+        str, typer.Option("--per-round", help="Frames the curator arm labels per round; a list gives each round's.")
+    ] = "10",
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds of the curator arm (with one --per-round).", min=1)] = 8,
+    sequences: SequencesOpt = None,
+    segmenter: Annotated[str, typer.Option(help="Click-to-segment backend: auto, feature, grabcut or sam2.")] = "auto",
+    propagator: Annotated[
+        str | None, typer.Option(help="Propagator name (default: the default CPU propagator).")
+    ] = None,
+    target_iou: Annotated[
+        float | None, typer.Option("--target-iou", help="IoU the annotator clicks to (default: the cost file's).")
+    ] = None,
+    max_clicks: Annotated[
+        int | None, typer.Option("--max-clicks", help="Clicks before drawing from scratch (default: the cost file's).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Proxy training steps per round.", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the selector and the proxy model.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Keep patch features, flow, embeddings and propagations across runs."),
+    ] = None,
+) -> None:
+    """J&F over every frame of a DAVIS-layout folder against annotator-seconds, per way of labelling it.
+
+    A simulated annotator makes each keyframe's mask as on the labelling page (from the task's
+    pre-annotation, clicks with the click-to-segment backend until the IoU reaches the target, a
+    drawing from scratch when they do not) and a cost model prices every action. Prints the seconds
+    each arm needs to reach J&F 0.80 and 0.85 and where they went.
+    """
+    from dataclasses import replace as dc_replace
+
+    from curator.annotate import DEFAULT_CPU_PROPAGATOR
+    from curator.annotate.sam2_backend import SAM2WeightsError
+    from curator.train.loop import RoundConfig
+
+    bench = benchmark("effort")
+    weights = checkpoint or load_settings().backbone_checkpoint
+    if not weights:
+        raise fail("the effort benchmark needs DINOv2 weights: pass --checkpoint or set CURATOR_BACKBONE_CHECKPOINT")
+    schedule = _ints(per_round, "--per-round")
+    if len(schedule) == 1:
+        schedule = schedule * rounds
+    config = RoundConfig(short_side=336)
+    if steps is not None:
+        config = dc_replace(config, proxy=dc_replace(config.proxy, steps=steps))
+    try:
+        with user_errors():
+            model = bench.CostModel.load(cost, target_iou=target_iou, max_clicks=max_clicks)
+            report = bench.run_effort_bench(
+                davis,
+                weights,
+                _names(strategies),
+                budgets=_ints(budgets, "--budgets"),
+                schedule=schedule,
+                sequences=_sequences(sequences),
+                cost=model,
+                segmenter=segmenter,
+                propagator=propagator or DEFAULT_CPU_PROPAGATOR,
+                config=config,
+                seed=seed,
+                cache_dir=cache_dir,
+                device=device,
+                log=typer.echo,
+            )
+    except (SAM2WeightsError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    _write(out, report)
+    plot = out.with_suffix(".png")
+    bench.plot_effort(report, plot)
+    typer.echo(bench.format_effort_table(report))
+    typer.echo(f"wrote {out} and {plot}")
+
+
+@bench_app.command("views")
+def bench_views(
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")] = Path("bench-out/views.json"),
+    frames: Annotated[int, typer.Option(help="Frames in the synthetic project.", min=1)] = 20_000,
+    videos: Annotated[int, typer.Option(help="Videos they are spread over.", min=1)] = 10,
+    repeats: Annotated[int, typer.Option(help="Timed calls per API route.", min=1)] = 5,
+    browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Time the page in Chromium too.")] = True,
+) -> None:
+    """The project view with FRAMES frames on loopback: the API's overview, embedding map (cold and
+    cached), timeline and rounds, and the page drawing its overview and map in Chromium (ms; budget 2 s)."""
+    report = benchmark("views").bench_views(frames=frames, videos=videos, repeats=repeats, browser=browser)
+    _write(out, report)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@bench_app.command("scale")
+def bench_scale(
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")] = Path("bench-out/scale.json"),
+    workers: Annotated[str, typer.Option(help="Comma-separated Ray worker counts (one CPU each).")] = "1,2",
+    videos: Annotated[
+        list[Path] | None, typer.Option("--video", help="A video to ingest (repeatable); default clips of the sample.")
+    ] = None,
+    clips: Annotated[int, typer.Option(help="Clips cut from the bundled sample when no --video is given.", min=1)] = 4,
+    clip_frames: Annotated[int, typer.Option(help="Frames per clip (the sample has 250; clips wrap around).", min=2)] = 250,
+    max_side: Annotated[int, typer.Option(help="Stored frames' longer side.", min=16)] = 320,
+    repeats: Annotated[int, typer.Option(help="Timed runs of each worker count, taking turns (median).", min=1)] = 5,
+    netns: Annotated[
+        bool,
+        typer.Option(
+            "--netns/--no-netns",
+            help="Run in a loopback-only network namespace (unshare; Ray then sees 127.0.0.1 only).",
+        ),
+    ] = True,
+) -> None:
+    """Frames/s of ingest+embed and of propagation on a local Ray cluster with 1 and 2 workers, and
+    their ratio (``{"ray": {"workers_1_fps", "workers_2_fps", ...}}``)."""
+    import subprocess
+
+    bench = benchmark("scale")
+    counts = _ints(workers, "--workers")
+    out = out.resolve()
+    if netns and not bench.loopback_only():
+        argv = [sys.executable, "-m", "curator", "bench", "scale", "--out", str(out), "--workers", workers,
+                "--clips", str(clips), "--clip-frames", str(clip_frames), "--max-side", str(max_side),
+                "--repeats", str(repeats), "--no-netns"]
+        for video in videos or []:
+            argv += ["--video", str(video.resolve())]
+        try:
+            command = bench.netns_command(argv)
+        except FileNotFoundError as exc:
+            raise fail(f"{exc}; or run with --no-netns") from None
+        raise typer.Exit(subprocess.run(command).returncode)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with user_errors():
+        report = bench.run_scale(
+            out.parent, workers=counts, videos=videos, clips=clips, clip_frames=clip_frames, max_side=max_side,
+            repeats=repeats,
+        )
+    _write(out, report)
+    typer.echo(json.dumps(report, indent=2))

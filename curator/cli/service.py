@@ -59,6 +59,15 @@ def serve(
 
 def worker(
     threads: Annotated[int, typer.Option(min=1, help="Jobs this worker runs at once.")] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray", metavar="ADDRESS",
+            help="Run the per-video work of ingest, embed and propagate jobs as tasks on the Ray cluster "
+            "at ADDRESS (HOST:PORT of its head, or 'auto'); every node needs the database and the home "
+            "folder at the same path.",
+        ),
+    ] = None,
     home: HomeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -68,7 +77,11 @@ def worker(
     Jobs any process queued are taken every ``job_poll_seconds``, one runner per job (a conditional
     write takes it). A worker that dies (kill -9, a lost machine) is found by its stale heartbeat
     and its jobs are queued again for another (``job_max_attempts``); a worker stopped with
-    Ctrl-C or SIGTERM hands its running jobs back the same way. See docs/scaling.md.
+    Ctrl-C or SIGTERM hands its running jobs back the same way.
+
+    With ``--ray ADDRESS`` the worker still takes and records the jobs, but ingest (one task per
+    file), embed (one per video) and propagate over a project (one per video) run as Ray tasks on
+    the cluster, with progress and cancellation reaching them. See docs/scaling.md.
     """
     import signal
     import threading
@@ -79,14 +92,28 @@ def worker(
     settings = make_settings(home, config)
     with user_errors():
         workspace = Workspace(settings)
-    runner = ThreadJobRunner(workspace, engine_handlers(workspace), workers=threads, server=False)
+    dispatcher = None
+    if ray is not None:
+        from curator.jobs.ray_dispatch import RayDispatcher
+
+        typer.echo(f"connecting to the Ray cluster at {ray} (Ray retries until its head answers)", err=True)
+        try:
+            dispatcher = RayDispatcher(ray, settings)
+        except ImportError:
+            workspace.close()
+            raise fail("--ray needs Ray: pip install 'curator[ray]'") from None
+        except ConnectionError as exc:
+            workspace.close()
+            raise fail(f"cannot reach the Ray cluster at {ray}: {exc}") from None
+    runner = ThreadJobRunner(workspace, engine_handlers(workspace, dispatcher=dispatcher), workers=threads, server=False)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     runner.start()
     typer.echo(
         f"worker {runner.runner_id} on {workspace.db.engine.url.render_as_string(hide_password=True)}: "
-        f"{threads} thread(s), polling every {settings.job_poll_seconds:g} s; Ctrl-C stops",
+        f"{threads} thread(s), polling every {settings.job_poll_seconds:g} s"
+        + (f", parts on the Ray cluster at {ray}" if ray is not None else "") + "; Ctrl-C stops",
         err=True,
     )
     try:
@@ -94,6 +121,8 @@ def worker(
     finally:
         typer.echo("stopping: running jobs go back to the queue (or are marked interrupted)", err=True)
         runner.shutdown(wait=True)
+        if dispatcher is not None:
+            dispatcher.close()
         workspace.close()
 
 
@@ -151,7 +180,8 @@ def keys_revoke(
     home: HomeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Revoke a key; requests with it get 401 from then on."""
+    """Revoke a key; requests with it get 401 from then on (a running server, which trusts a key it
+    has looked up for ``key_cache_seconds``, within that many seconds)."""
     from curator.store.keys import revoke_key
     from curator.workspace import Workspace
 

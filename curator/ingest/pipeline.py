@@ -1,23 +1,32 @@
 """Ingest one video: decode (streaming), detect shots, sample, store JPEGs and rows, embed, index.
 
-Decoding, shot detection, sampling and JPEG encoding run in a producer thread; the caller's thread
-runs the embedding model on batches, so decoding overlaps inference and memory holds at most a
-bounded queue of frames. Everything is written to a staging folder and a single database
-transaction; a failure part way removes the staging folder and rolls back, so a corrupt file
-stores nothing.
+The decode stage (:func:`_produce`) keeps every core busy: FFmpeg decodes with its own threads,
+a small pool converts each sampled frame to RGB, JPEG-encodes and hashes it, and one more thread
+feeds the shot detector, which must see the frames in order; these calls release the GIL. It runs in
+a producer thread while the caller's thread runs the embedding model on batches, so decoding
+overlaps inference, and memory holds at most a bounded number of frames. Everything is written to a
+staging folder and a single database transaction; a failure part way removes the staging folder and
+rolls back, so a corrupt file stores nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
 import shutil
-from collections.abc import Iterator
+import threading
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,7 +34,7 @@ from sqlalchemy.orm import Session
 from curator.config import Settings
 from curator.embed.base import Backbone
 from curator.embed.runner import Prefetcher, embed_stream
-from curator.ingest.decode import VideoDecodeError, VideoInfo, file_sha256, iter_frames, probe
+from curator.ingest.decode import DecodedFrame, VideoDecodeError, VideoInfo, file_sha256, iter_frames, probe
 from curator.ingest.sample import FrameSampler
 from curator.ingest.shots import ShotDetector, ShotSpan
 from curator.progress import CancelCheck, ProgressCallback, check_cancel, no_progress
@@ -34,6 +43,8 @@ from curator.store.models import Frame, Shot, Video
 from curator.workspace import Workspace
 
 SHOT_WIDTH = 256  # shot detection runs on copies this wide
+#: Threads that convert, JPEG-encode and hash sampled frames beside the decoder's own.
+ENCODE_WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
 @dataclass
@@ -61,9 +72,13 @@ class IngestResult:
 
 @dataclass
 class _Sampled:
+    """A sampled frame, ready to store: RGB at the stored size, its JPEG and its content hash."""
+
     index: int
     timestamp: float
     rgb: np.ndarray
+    jpeg: bytes
+    content_hash: str
 
 
 @dataclass
@@ -80,19 +95,137 @@ def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
+class _Encoder:
+    """Turns a decoded frame into a :class:`_Sampled`; :meth:`encode` runs in pool threads.
+
+    Each thread keeps its own swscale context (PyAV's ``to_ndarray`` would set one up per frame);
+    the conversion, ``cv2.imencode`` and the hash release the GIL.
+
+    Args:
+        path: The video file (named in errors).
+        size: Stored ``(width, height)``.
+        jpeg_quality: OpenCV JPEG quality.
+    """
+
+    def __init__(self, path: Path, size: tuple[int, int], jpeg_quality: int) -> None:
+        self.path = path
+        self.width, self.height = size
+        self.params = [int(cv2.IMWRITE_JPEG_QUALITY), jpeg_quality]
+        self._local = threading.local()
+
+    def encode(self, decoded: DecodedFrame) -> _Sampled:
+        """The frame in RGB, as JPEG bytes and hashed.
+
+        Raises:
+            VideoDecodeError: If OpenCV cannot encode it.
+        """
+        reformatter = getattr(self._local, "reformatter", None)
+        if reformatter is None:
+            reformatter = self._local.reformatter = VideoReformatter()
+        frame = reformatter.reformat(decoded.frame, width=self.width, height=self.height, format="rgb24")
+        rgb = frame.to_ndarray()
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), self.params)
+        if not ok:
+            raise VideoDecodeError(f"{self.path}: could not encode frame {decoded.index} as JPEG")
+        digest = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).hexdigest()
+        return _Sampled(decoded.index, decoded.timestamp, rgb, buf.tobytes(), digest)
+
+
+class _ShotFeed:
+    """Feeds every decoded frame, shrunk to :data:`SHOT_WIDTH`, to the shot detector in a thread of
+    its own, in decoding order; at most ``depth`` frames wait for it.
+
+    Args:
+        detector: The detector to feed.
+        size: Stored ``(width, height)`` (the copies keep its aspect ratio).
+        depth: Frames that may wait before :meth:`push` blocks.
+    """
+
+    def __init__(self, detector: ShotDetector, size: tuple[int, int], depth: int) -> None:
+        width, height = size
+        self.detector = detector
+        self.height = max(2, round(SHOT_WIDTH * height / width) // 2 * 2)
+        self._queue: queue.Queue[DecodedFrame | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="curator-shots", daemon=True)
+
+    def __enter__(self) -> _ShotFeed:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop()
+
+    def push(self, decoded: DecodedFrame) -> None:
+        """Queue a frame for the detector.
+
+        Raises:
+            BaseException: What the detector raised on an earlier frame.
+        """
+        if self._error is not None:
+            raise self._error
+        self._queue.put(decoded)
+
+    def finish(self, n_frames: int) -> list[ShotSpan]:
+        """Wait for the queued frames and return the shots of frames ``[0, n_frames)``."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        return self.detector.finish(n_frames)
+
+    def _run(self) -> None:
+        reformatter = VideoReformatter()
+        while (decoded := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking frames so the producer never blocks on a dead feed
+            try:
+                small = reformatter.reformat(decoded.frame, width=SHOT_WIDTH, height=self.height, format="bgr24")
+                self.detector.push(decoded.index, small.to_ndarray())
+            except BaseException as exc:  # handed to the producer at its next push or at finish
+                self._error = exc
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 def _produce(
-    path: Path, sampler: FrameSampler, detector: ShotDetector, size: tuple[int, int], stats: _DecodeStats
-) -> Iterator[_Sampled]:
-    width, height = size
-    shot_height = max(2, round(SHOT_WIDTH * height / width) // 2 * 2)
-    for decoded in iter_frames(path):
-        frame = decoded.frame
-        detector.push(decoded.index, frame.to_ndarray(format="bgr24", width=SHOT_WIDTH, height=shot_height))
-        stats.decoded = decoded.index + 1
-        if sampler.keep(decoded.index, decoded.timestamp):
-            rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
-            yield _Sampled(decoded.index, decoded.timestamp, rgb)
-    stats.shots = detector.finish(stats.decoded)
+    path: Path,
+    sampler: FrameSampler,
+    detector: ShotDetector,
+    size: tuple[int, int],
+    stats: _DecodeStats,
+    jpeg_quality: int = 90,
+    workers: int = ENCODE_WORKERS,
+) -> Generator[_Sampled, None, None]:
+    """Decode ``path`` and yield its sampled frames, in order, converted, JPEG-encoded and hashed.
+
+    Sampling decisions are taken here, in order; conversion and encoding run in ``workers`` pool
+    threads and shot detection in a :class:`_ShotFeed`, so this thread does little but hand frames
+    on. At most ``2 * workers + 2`` sampled frames are in flight. ``stats`` gets the decoded count as
+    it goes and the shots at the end.
+    """
+    depth = 2 * workers + 2
+    encoder = _Encoder(path, size, jpeg_quality)
+    pending: deque[Future[_Sampled]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="curator-encode") as pool, _ShotFeed(
+        detector, size, depth
+    ) as shots:
+        try:
+            for decoded in iter_frames(path):
+                shots.push(decoded)
+                stats.decoded = decoded.index + 1
+                if sampler.keep(decoded.index, decoded.timestamp):
+                    pending.append(pool.submit(encoder.encode, decoded))
+                while len(pending) > depth or (pending and pending[0].done()):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+        stats.shots = shots.finish(stats.decoded)
 
 
 def _already_ingested(workspace: Workspace, project_id: int, content_hash: str) -> IngestResult | None:
@@ -106,15 +239,11 @@ def _already_ingested(workspace: Workspace, project_id: int, content_hash: str) 
 
 
 class _FrameStager:
-    """Writes sampled frames to the staging folder as JPEGs and records a row for each.
-
-    Its :meth:`stage` runs in the producer thread: decoding, shot detection, resizing and JPEG
-    encoding all happen there (they release the GIL), leaving the consumer thread to the model.
+    """Writes sampled frames (encoded by :func:`_produce`) to the staging folder and records a row for
+    each; its :meth:`stage` runs in the producer thread, leaving the consumer thread to the model.
 
     Args:
-        path: The video file (named in errors).
         staging: Folder the JPEGs go to.
-        jpeg_quality: OpenCV JPEG quality.
         total: Frame count for progress (``None`` when unknown).
         progress: Called with ``("ingest", done_frames, total)`` after each stored frame.
         cancel: Checked before each frame.
@@ -122,16 +251,12 @@ class _FrameStager:
 
     def __init__(
         self,
-        path: Path,
         staging: Path,
-        jpeg_quality: int,
         total: int | None,
         progress: ProgressCallback,
         cancel: CancelCheck | None,
     ) -> None:
-        self.path = path
         self.staging = staging
-        self.params = [int(cv2.IMWRITE_JPEG_QUALITY), jpeg_quality]
         self.total = total
         self.progress = progress
         self.cancel = cancel
@@ -147,16 +272,13 @@ class _FrameStager:
 
     def _write(self, item: _Sampled) -> dict[str, Any]:
         name = f"{item.index:07d}.jpg"
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(item.rgb, cv2.COLOR_RGB2BGR), self.params)
-        if not ok:
-            raise VideoDecodeError(f"{self.path}: could not encode frame {item.index} as JPEG")
-        (self.staging / name).write_bytes(buf.tobytes())
+        (self.staging / name).write_bytes(item.jpeg)
         return {
             "frame_index": item.index,
             "timestamp": item.timestamp,
             "width": item.rgb.shape[1],
             "height": item.rgb.shape[0],
-            "content_hash": hashlib.blake2b(item.rgb.tobytes(), digest_size=16).hexdigest(),
+            "content_hash": item.content_hash,
             "name": name,
         }
 
@@ -230,9 +352,9 @@ def ingest_video(
     detector = ShotDetector(info.fps, settings.shot_threshold, settings.shot_min_len)
     stats = _DecodeStats()
     staging = workspace.blobs.staging_dir("ingest-")
-    stager = _FrameStager(path, staging, settings.jpeg_quality, info.frame_count or None, progress, cancel)
+    stager = _FrameStager(staging, info.frame_count or None, progress, cancel)
     try:
-        frames = stager.stage(_produce(path, sampler, detector, size, stats))
+        frames = stager.stage(_produce(path, sampler, detector, size, stats, settings.jpeg_quality))
         vectors = _drain(frames, backbone, settings.embed_batch_size)
         _check_complete(path, info, stager.rows, stats)
         progress("ingest", stats.decoded, stats.decoded)

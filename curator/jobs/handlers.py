@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from curator.jobs.base import JobContext, JobFailed, JobHandler
-from curator.labels.propagation import propagate_video
+from curator.jobs.dispatch import Dispatcher, LocalDispatcher
+from curator.jobs.parts import embed_part, ingest_estimate, ingest_part, propagate_part, propagator_choice
+from curator.views.embedding_map import warm_projection
 from curator.workspace import Workspace
 
 #: Builds a backbone by name (``auto`` allowed); the API passes a cached factory.
@@ -44,75 +45,68 @@ class BackboneCache:
             return self._models[name]
 
 
-def ingest_handler(backbones: BackboneFactory) -> JobHandler:
+def ingest_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = None) -> JobHandler:
     """Handler of ``ingest`` jobs.
 
     Params: ``path`` (blob-relative for uploads, absolute for registered paths), ``upload`` (bool:
     the file is an upload, removed once the job has an outcome), ``filename`` (recorded, never used
     as a path), ``backbone`` (name, or ``None`` for no embedding), and optionally ``fps`` and
     ``stride``: this video's sampling, in place of the ``sample_fps`` and ``sample_stride`` settings.
+
+    A project-level ingest of several registered files gives ``paths`` (absolute) in place of
+    ``path``: one part per file (:func:`curator.jobs.parts.ingest_part`, run by ``dispatcher``, on a
+    Ray cluster under ``curator worker --ray``); files that are not decodable videos are listed in
+    the result's ``rejected`` and the others go in.
     """
+    dispatch = dispatcher or LocalDispatcher(backbones)
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from curator.ingest import VideoDecodeError, ingest_video
-        from curator.ingest.sample import sampling_settings
-
-        params = ctx.params
-        workspace = ctx.workspace
         if ctx.project_id is None:
             raise JobFailed("invalid_job", "an ingest job needs a project")
-        path = workspace.blobs.path(params["path"]) if params.get("upload") else Path(params["path"])
-        if not path.is_file():
-            raise JobFailed(
-                "file_missing", f"the file to ingest is gone: {params.get('filename') or path.name}"
-            )
-        try:
-            settings = sampling_settings(workspace.settings, params.get("fps"), params.get("stride"))
-        except ValueError as exc:
-            raise JobFailed("invalid_params", str(exc)) from None
-        backbone = backbones(params["backbone"]) if params.get("backbone") else None
-        try:
-            result = ingest_video(
-                workspace,
-                ctx.project_id,
-                path,
-                backbone=backbone,
-                settings=settings,
-                filename=params.get("filename"),
-                progress=ctx.progress,
-                cancel=ctx.cancelled,
-            )
-        except VideoDecodeError as exc:
-            if params.get("upload"):
-                path.unlink(missing_ok=True)
-            # the message names the server-side path; the uploader knows the file by its own name
-            message = str(exc).replace(str(path), params.get("filename") or "upload")
-            raise JobFailed("video_decode_error", message) from None
-        if params.get("upload"):
-            path.unlink(missing_ok=True)
+        params = ctx.params
+        shared = {k: params.get(k) for k in ("backbone", "fps", "stride")}
+        many = params.get("paths") is not None
+        items = (
+            [{**shared, "path": str(p), "upload": False, "filename": None} for p in params["paths"]]
+            if many
+            else [{**shared, **{k: params.get(k) for k in ("path", "upload", "filename")}}]
+        )
+        items = [{**item, "project_id": ctx.project_id} for item in items]
+        estimates = [ingest_estimate(ctx.workspace, item) for item in items]
+        results = dispatch.map(ctx, "ingest", ingest_part, items, estimates)
+        stored = [r for r in results if "rejected" not in r]
+        embedded = [r for r in stored if r["created"] and r["embedded"] and r["backbone"]]
+        if many and embedded:  # parts on several nodes each saved the index: one sync sees them all
+            from curator.index.project import sync_project_index
+
+            sync_project_index(ctx.workspace, ctx.project_id, embedded[0]["backbone"])
+        if embedded:
+            warm_projection(ctx.workspace, ctx.project_id, embedded[0]["backbone"])  # the map opens from its cache
+        if not many:
+            if not stored:
+                raise JobFailed("video_decode_error", results[0]["rejected"])
+            return stored[0]
         return {
-            "video_id": result.video_id,
-            "created": result.created,
-            "frames": result.frames,
-            "decoded_frames": result.decoded_frames,
-            "shots": result.shots,
-            "embedded": result.embedded,
-            "backbone": result.backbone,
-            "sample_fps": settings.sample_fps,
-            "sample_stride": settings.sample_stride,
+            "videos": stored,
+            "rejected": {r["filename"]: r["rejected"] for r in results if "rejected" in r},
+            **{k: sum(int(r[k]) for r in stored) for k in ("frames", "decoded_frames", "shots", "embedded")},
         }
 
     return run
 
 
-def embed_handler(backbones: BackboneFactory) -> JobHandler:
+def embed_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = None) -> JobHandler:
     """Handler of ``embed`` jobs: embeds the project's frames lacking an embedding. Params: ``backbone``.
 
-    A project without frames fails with ``no_frames``.
+    One part per video with such frames (:func:`curator.jobs.parts.embed_part`, run by
+    ``dispatcher``); the project's index is synced once at the end. A project without frames fails
+    with ``no_frames``.
     """
+    dispatch = dispatcher or LocalDispatcher(backbones)
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from curator.embed.project import embed_project
+        from collections import Counter
+
         from curator.index.project import sync_project_index
         from curator.store import repo
 
@@ -125,10 +119,14 @@ def embed_handler(backbones: BackboneFactory) -> JobHandler:
                 "no_frames", f"project {ctx.project_id} has no frames to embed; upload or register a video first"
             )
         model = backbones(ctx.params.get("backbone") or ctx.workspace.settings.backbone)
-        done = embed_project(
-            ctx.workspace, ctx.project_id, model, progress=ctx.progress, cancel=ctx.cancelled
-        )
+        with ctx.workspace.db.session() as session:
+            todo = Counter(f.video_id for f in repo.frames_missing_embedding(session, ctx.project_id, model.name))
+        items = [{"project_id": ctx.project_id, "video_id": v, "backbone": model.name} for v in sorted(todo)]
+        results = dispatch.map(ctx, "embed", embed_part, items, [todo[v] for v in sorted(todo)])
+        done = sum(int(r["embedded"]) for r in results)
         sync_project_index(ctx.workspace, ctx.project_id, model.name)
+        if done:
+            warm_projection(ctx.workspace, ctx.project_id, model.name)  # the embedding map opens from its cache
         return {"embedded": done, "backbone": model.name}
 
     return run
@@ -156,40 +154,47 @@ def job_propagator(ctx: JobContext, backbones: BackboneFactory) -> Any:
         JobFailed: ``no_backbone`` for a feature propagator without DINOv2 weights,
             ``unknown_propagator`` for an unknown name.
     """
-    from curator.annotate.choose import FALLBACK_PROPAGATOR, FEATURE_PROPAGATORS, choose_propagator
-    from curator.embed import BackboneWeightsError
-    from curator.registry import UnknownNameError
-
-    name = ctx.params.get("propagator") or ctx.workspace.settings.propagator
-    backbone = None
-    if name in ("auto", *FEATURE_PROPAGATORS):
-        try:
-            backbone = backbones("dinov2_vits14")  # shared with embedding jobs: weights load once
-        except BackboneWeightsError as exc:
-            if name != "auto":
-                raise JobFailed("no_backbone", f"propagator {name!r} needs DINOv2 weights: {exc}") from None
-            name = FALLBACK_PROPAGATOR
-    try:
-        return choose_propagator(name, backbone=backbone)
-    except UnknownNameError as exc:
-        raise JobFailed("unknown_propagator", str(exc)) from None
+    return propagator_choice(ctx.workspace, ctx.params.get("propagator"), backbones)
 
 
-def propagate_handler(backbones: BackboneFactory) -> JobHandler:
+def propagate_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = None) -> JobHandler:
     """Handler of ``propagate`` jobs. Params: ``video_id``, ``propagator`` (name, default the
-    settings'; ``auto`` is ``flow+feature`` with DINOv2 weights, else ``flow``), ``scope``."""
+    settings'; ``auto`` is ``flow+feature`` with DINOv2 weights, else ``flow``), ``scope``.
+
+    Without ``video_id``, every video of the project with human masks is propagated, one part per
+    video (:func:`curator.jobs.parts.propagate_part`, run by ``dispatcher``); the result sums them
+    and lists each under ``videos``.
+    """
+    dispatch = dispatcher or LocalDispatcher(backbones)
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        choice = job_propagator(ctx, backbones)
-        result = propagate_video(
-            ctx.workspace,
-            int(ctx.params["video_id"]),
-            choice.propagator,
-            scope=ctx.params.get("scope") or "video",
-            progress=ctx.progress,
-            cancel=ctx.cancelled,
-        )
-        return {**result, "propagator": choice.name}
+        from sqlalchemy import func, select
+
+        from curator.store import repo
+        from curator.store.models import Frame
+
+        single = ctx.params.get("video_id") is not None
+        with ctx.workspace.db.session() as session:
+            if single:
+                videos = [int(ctx.params["video_id"])]
+            elif ctx.project_id is None:
+                raise JobFailed("invalid_job", "a propagate job needs a project or a video")
+            else:
+                videos = repo.videos_with_human_masks(session, ctx.project_id)
+            counted = select(Frame.video_id, func.count()).where(Frame.video_id.in_(videos)).group_by(Frame.video_id)
+            sizes = {int(v): int(n) for v, n in session.execute(counted).all()}
+        if not videos:
+            raise JobFailed("no_keyframes", f"project {ctx.project_id} has no human masks to propagate from")
+        options = {"propagator": ctx.params.get("propagator"), "scope": ctx.params.get("scope") or "video"}
+        items = [{"video_id": v, **options} for v in videos]
+        results = dispatch.map(ctx, "propagate", propagate_part, items, [sizes.get(v) for v in videos])
+        if single:
+            return {k: v for k, v in results[0].items() if k != "video_id"}
+        return {
+            "videos": results,
+            **{k: sum(int(r[k]) for r in results) for k in ("keyframes", "frames", "masks")},
+            "propagator": results[0]["propagator"],
+        }
 
     return run
 
@@ -289,15 +294,26 @@ def select_handler(ctx: JobContext) -> dict[str, Any]:
     return {**result.as_dict(), "preannotate_job": job_id}
 
 
-def engine_handlers(workspace: Workspace, backbones: BackboneFactory | None = None) -> dict[str, JobHandler]:
+def engine_handlers(
+    workspace: Workspace, backbones: BackboneFactory | None = None, dispatcher: Dispatcher | None = None
+) -> dict[str, JobHandler]:
     """Every job kind the engine runs: ``ingest``, ``embed``, ``select``, ``propagate``, ``round``,
-    ``preannotate``."""
+    ``preannotate``.
+
+    Args:
+        workspace: Gives the backbone settings.
+        backbones: The backbone factory (default a :class:`BackboneCache` of this process).
+        dispatcher: Runs the per-video parts of ``ingest``, ``embed`` and ``propagate`` (default in
+            the job's thread; ``curator worker --ray`` passes a
+            :class:`~curator.jobs.ray_dispatch.RayDispatcher`).
+    """
     factory = backbones or BackboneCache(workspace)
+    dispatch = dispatcher or LocalDispatcher(factory)
     return {
-        "ingest": ingest_handler(factory),
-        "embed": embed_handler(factory),
+        "ingest": ingest_handler(factory, dispatch),
+        "embed": embed_handler(factory, dispatch),
         "select": select_handler,
-        "propagate": propagate_handler(factory),
+        "propagate": propagate_handler(factory, dispatch),
         "round": round_then_preannotate,
         "preannotate": preannotate_handler(factory),
     }

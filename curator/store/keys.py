@@ -16,8 +16,9 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from curator.store.models import ROLES, ApiKey, BrowserSession, Project, utcnow
@@ -48,13 +49,17 @@ def create_key(session: Session, role: str, project_id: int | None = None, name:
     return row, secret
 
 
+_API_KEYS = cast(Table, ApiKey.__table__)
+# Built once: every request looks its key up, and building the statement (through the ORM) would cost
+# several times what the look-up itself does.
+_LIVE_KEY = select(_API_KEYS.c.id, _API_KEYS.c.role, _API_KEYS.c.project_id).where(
+    _API_KEYS.c.key_hash == bindparam("p_hash"), _API_KEYS.c.revoked_at.is_(None)
+)
+
+
 def key_by_secret(session: Session, secret: str) -> tuple[int, str, int | None] | None:
     """``(key id, role, project id)`` of the live (not revoked) key whose secret is ``secret``."""
-    row = session.execute(
-        select(ApiKey.id, ApiKey.role, ApiKey.project_id).where(
-            ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
-        )
-    ).first()
+    row = session.execute(_LIVE_KEY, {"p_hash": hash_key(secret)}).first()
     return None if row is None else (int(row[0]), str(row[1]), row[2])
 
 
@@ -63,8 +68,22 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
+_revocations = 0
+
+
+def revocations() -> int:
+    """How many times this process has revoked keys: a cache of looked-up keys (the server's, see
+    :class:`api.auth.KeyCache`) drops what it holds when this changes, so a key revoked in the
+    process that caches it stops working at once."""
+    return _revocations
+
+
 def revoke_key(session: Session, key_id: int) -> bool:
     """Revoke a key by id, ending its browser sessions; False if there is no such live key."""
+    global _revocations
+    # entries looked up before this are dropped; one looked up before the caller commits may still see
+    # the key live and is trusted no longer than a revocation by another process would be
+    _revocations += 1
     done = session.execute(
         update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
     )

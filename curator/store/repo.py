@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, and_, case, delete, func, insert, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from curator.store.models import (
     Annotation,
+    ApiKey,
     Category,
     Embedding,
     Frame,
@@ -34,6 +35,7 @@ from curator.store.models import (
 
 TASKS: Table = cast(Table, Task.__table__)
 ANNOTATIONS: Table = cast(Table, Annotation.__table__)
+FRAMES: Table = cast(Table, Frame.__table__)
 
 
 class NotFoundError(LookupError):
@@ -111,11 +113,14 @@ def get_embeddings(session: Session, project_id: int, backbone: str) -> tuple[np
         .where(Video.project_id == project_id, Embedding.backbone == backbone)
         .order_by(Frame.video_id, Frame.frame_index)
     )
-    rows = session.execute(stmt).all()
+    rows = session.connection().execute(stmt).all()  # plain rows: no ORM bookkeeping for 10^4-10^5 of them
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    if len({len(r[1]) for r in rows}) == 1:  # one dimension: one buffer, one copy
+        vectors = np.frombuffer(b"".join([r[1] for r in rows]), dtype=np.float32).reshape(len(rows), -1)
+    else:
+        vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])  # raises: mixed dimensions
     return ids, vectors
 
 
@@ -271,13 +276,64 @@ class Lease:
     lease_expires_at: float
 
 
+# The queue's hot statements are built once, with bound parameters: building a statement (and, for
+# ORM entities, the ORM's execution path) costs several times what SQLite takes to run it.
+_RELEASE_EXPIRED = (
+    update(TASKS)
+    .where(TASKS.c.project_id == bindparam("p_project"), TASKS.c.state == "leased",
+           TASKS.c.lease_expires_at < bindparam("p_now"))
+    .values(state="open", lease_owner=None, lease_expires_at=None)
+)
+_PICKED = (
+    select(TASKS.c.id)
+    .where(TASKS.c.project_id == bindparam("p_project"), TASKS.c.state == "open")
+    .order_by(TASKS.c.priority, TASKS.c.id)
+    .limit(bindparam("p_limit", type_=Integer))
+    # PostgreSQL: rows another claim has locked are skipped, not waited for (and then found
+    # leased), so concurrent claims on several replicas each get other tasks; SQLite, whose
+    # writes are serial anyway, renders no locking clause
+    .with_for_update(skip_locked=True)
+    # evaluated once: as a plain IN (subquery) PostgreSQL may run a locking subquery more than
+    # once and so lease more than the limit
+    .cte("picked")
+    .prefix_with("MATERIALIZED")
+)
+_CLAIM = (
+    update(TASKS)
+    .where(TASKS.c.id.in_(select(_PICKED.c.id)), TASKS.c.state == "open")
+    .values(state="leased", lease_owner=bindparam("p_owner"), lease_expires_at=bindparam("p_expires"),
+            leases=TASKS.c.leases + 1)
+    .returning(
+        TASKS.c.id, TASKS.c.frame_id, TASKS.c.reason,
+        # where the frame is, in the same statement (a RETURNING clause may hold scalar subqueries)
+        select(FRAMES.c.video_id).where(FRAMES.c.id == TASKS.c.frame_id).scalar_subquery().label("video_id"),
+        select(FRAMES.c.frame_index).where(FRAMES.c.id == TASKS.c.frame_id).scalar_subquery().label("frame_index"),
+    )
+)
+_FINISH = (
+    update(TASKS)
+    .where(
+        TASKS.c.id == bindparam("p_task"),
+        TASKS.c.state == "leased",
+        TASKS.c.lease_owner == bindparam("p_owner"),
+        TASKS.c.lease_expires_at >= bindparam("p_now"),
+    )
+    .values(state="done", submitted_by=bindparam("p_owner"), submitted_at=bindparam("p_done_at"),
+            lease_expires_at=None)
+)
+_DELETE_HUMAN = delete(ANNOTATIONS).where(
+    ANNOTATIONS.c.frame_id == bindparam("p_frame"), ANNOTATIONS.c.source.in_(("human", "rejected"))
+)
+_TASK_TARGET = (
+    select(TASKS.c.project_id, FRAMES.c.id, FRAMES.c.video_id, FRAMES.c.height, FRAMES.c.width)
+    .join(FRAMES, FRAMES.c.id == TASKS.c.frame_id)
+    .where(TASKS.c.id == bindparam("p_task"))
+)
+
+
 def release_expired(session: Session, project_id: int, now: float) -> int:
     """Return the project's expired leases to the pool; returns how many."""
-    done = session.execute(
-        update(TASKS)
-        .where(TASKS.c.project_id == project_id, TASKS.c.state == "leased", TASKS.c.lease_expires_at < now)
-        .values(state="open", lease_owner=None, lease_expires_at=None)
-    )
+    done = session.execute(_RELEASE_EXPIRED, {"p_project": project_id, "p_now": now})
     return int(done.rowcount)  # type: ignore[attr-defined]
 
 
@@ -290,32 +346,12 @@ def claim_tasks(session: Session, project_id: int, owner: int, limit: int, lease
     """
     now = time.time()
     release_expired(session, project_id, now)
-    pick = (
-        select(TASKS.c.id)
-        .where(TASKS.c.project_id == project_id, TASKS.c.state == "open")
-        .order_by(TASKS.c.priority, TASKS.c.id)
-        .limit(limit)
-    )
     expires = now + lease_seconds
     rows = session.execute(
-        update(TASKS)
-        .where(TASKS.c.id.in_(pick.scalar_subquery()), TASKS.c.state == "open")
-        .values(state="leased", lease_owner=owner, lease_expires_at=expires, leases=TASKS.c.leases + 1)
-        .returning(TASKS.c.id, TASKS.c.frame_id, TASKS.c.reason)
+        _CLAIM, {"p_project": project_id, "p_limit": limit, "p_owner": owner, "p_expires": expires}
     ).all()
-    if not rows:
-        return []
-    frames = {
-        r.id: r
-        for r in session.execute(
-            select(Frame.id, Frame.video_id, Frame.frame_index).where(Frame.id.in_([r.frame_id for r in rows]))
-        )
-    }
     return sorted(
-        (
-            Lease(r.id, r.frame_id, frames[r.frame_id].video_id, frames[r.frame_id].frame_index, r.reason, expires)
-            for r in rows
-        ),
+        (Lease(r.id, r.frame_id, r.video_id, r.frame_index, r.reason, expires) for r in rows),
         key=lambda lease: lease.id,
     )
 
@@ -326,17 +362,28 @@ def task_with_frame(session: Session, task_id: int) -> tuple[Task, Frame] | None
     return None if row is None else (row[0], row[1])
 
 
+@dataclass(frozen=True)
+class TaskTarget:
+    """What a submission needs of a task: its project, and its frame's id, video and size."""
+
+    project_id: int
+    frame_id: int
+    video_id: int
+    height: int
+    width: int
+
+
+def task_target(session: Session, task_id: int) -> TaskTarget | None:
+    """The project of a task and its frame's id, video and size (one read, no ORM objects); ``None``
+    if there is no such task."""
+    row = session.execute(_TASK_TARGET, {"p_task": task_id}).first()
+    return None if row is None else TaskTarget(*(int(v) for v in row))
+
+
 def finish_task(session: Session, task_id: int, owner: int, now: float) -> bool:
     """Mark a task done if ``owner`` holds an unexpired lease on it (one conditional UPDATE)."""
     done = session.execute(
-        update(TASKS)
-        .where(
-            TASKS.c.id == task_id,
-            TASKS.c.state == "leased",
-            TASKS.c.lease_owner == owner,
-            TASKS.c.lease_expires_at >= now,
-        )
-        .values(state="done", submitted_by=owner, submitted_at=utcnow(), lease_expires_at=None)
+        _FINISH, {"p_task": task_id, "p_owner": owner, "p_now": now, "p_done_at": utcnow()}
     )
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
@@ -355,9 +402,7 @@ def release_task(session: Session, task_id: int, owner: int | None) -> bool:
 def store_human_masks(session: Session, frame_id: int, masks: Sequence[tuple[int, dict[str, Any]]]) -> None:
     """Replace the human masks of a frame with ``(object_id, rle)`` pairs (and drop the ``rejected``
     masks a reviewer sent back: the new ones replace them)."""
-    session.execute(
-        delete(Annotation).where(Annotation.frame_id == frame_id, Annotation.source.in_(("human", "rejected")))
-    )
+    session.execute(_DELETE_HUMAN, {"p_frame": frame_id})
     if masks:
         session.execute(
             insert(ANNOTATIONS),
@@ -412,7 +457,7 @@ def reject_task(session: Session, task_id: int, note: str) -> bool:
 
 
 #: Sources a task's pre-annotation is taken from, best first (the best one present on the frame wins).
-PRE_ANNOTATION_SOURCES = ("human", "rejected", "propagated", "predicted")
+PRE_ANNOTATION_SOURCES = ("human", "rejected", "propagated", "predicted", "model")
 
 
 def pre_annotation(session: Session, frame_id: int) -> list[Annotation]:
@@ -581,6 +626,27 @@ def frame_annotations(session: Session, frame_id: int, sources: Sequence[str] | 
     return list(session.scalars(stmt.order_by(Annotation.object_id, Annotation.id)))
 
 
+def replace_masks(
+    session: Session, frame_id: int, source: str, masks: Sequence[tuple[int, dict[str, Any], float | None]]
+) -> None:
+    """Replace a frame's masks of one machine ``source`` (``model``, say) with ``masks``:
+    ``(object id, RLE, confidence)``."""
+    session.execute(delete(Annotation).where(Annotation.frame_id == frame_id, Annotation.source == source))
+    session.add_all(
+        Annotation(frame_id=frame_id, object_id=o, source=source, rle=r, confidence=c) for o, r, c in masks
+    )
+
+
+def frame_blob_paths(session: Session, frame_ids: Sequence[int]) -> dict[int, str]:
+    """Frame id to its image's blob path, for the ids among ``frame_ids`` that exist."""
+    ids = [int(i) for i in frame_ids]
+    out: dict[int, str] = {}
+    for lo in range(0, len(ids), 500):
+        rows = session.execute(select(Frame.id, Frame.blob_path).where(Frame.id.in_(ids[lo : lo + 500])))
+        out.update({int(f): str(b) for f, b in rows})
+    return out
+
+
 # --- selections -----------------------------------------------------------------------------------
 
 
@@ -696,4 +762,241 @@ def frame_videos(session: Session, frame_ids: Sequence[int]) -> dict[int, int]:
     for lo in range(0, len(ids), 500):
         rows = session.execute(select(Frame.id, Frame.video_id).where(Frame.id.in_(ids[lo : lo + 500])))
         out.update({int(f): int(v) for f, v in rows})
+    return out
+
+
+# --- read models of the project view (curator.views) ----------------------------------------------
+
+
+def project_shots(session: Session, project_id: int) -> list[tuple[Shot, int]]:
+    """``(Shot, stored frame count)`` rows of every video of a project, by video then shot index."""
+    counts = select(Frame.shot_id, func.count(Frame.id).label("n")).group_by(Frame.shot_id).subquery()
+    stmt = (
+        select(Shot, func.coalesce(counts.c.n, 0))
+        .join(Video, Video.id == Shot.video_id)
+        .outerjoin(counts, counts.c.shot_id == Shot.id)
+        .where(Video.project_id == project_id)
+        .order_by(Shot.video_id, Shot.index)
+    )
+    return [(s, int(n)) for s, n in session.execute(stmt).all()]
+
+
+@dataclass(frozen=True)
+class PickRow:
+    """A stored pick with where its frame is and the state of its task (``None``: not queued)."""
+
+    selection_id: int
+    frame_id: int
+    video_id: int
+    frame_index: int
+    timestamp: float
+    rank: int
+    utility: float
+    reason: str
+    task_id: int | None
+    task_state: str | None
+
+
+def _task_state_expr(now: float) -> Any:
+    """The task state as a caller sees it: a lease past its expiry reads ``open``."""
+    return case((and_(Task.state == "leased", Task.lease_expires_at < now), "open"), else_=Task.state)
+
+
+def project_picks(
+    session: Session,
+    project_id: int,
+    *,
+    video_id: int | None = None,
+    selection_id: int | None = None,
+    limit: int | None = None,
+) -> list[PickRow]:
+    """The picks of a project's selections (only of one video, or one selection, when given), newest
+    selection first, each in rank order, at most ``limit``."""
+    stmt = (
+        select(
+            SelectionItem.selection_id, SelectionItem.frame_id, Frame.video_id, Frame.frame_index, Frame.timestamp,
+            SelectionItem.rank, SelectionItem.utility, SelectionItem.reason, Task.id, _task_state_expr(time.time()),
+        )
+        .join(SelectionRun, SelectionRun.id == SelectionItem.selection_id)
+        .join(Frame, Frame.id == SelectionItem.frame_id)
+        .outerjoin(Task, and_(Task.frame_id == SelectionItem.frame_id, Task.project_id == project_id))
+        .where(SelectionRun.project_id == project_id)
+        .order_by(SelectionItem.selection_id.desc(), SelectionItem.rank)
+    )
+    if video_id is not None:
+        stmt = stmt.where(Frame.video_id == video_id)
+    if selection_id is not None:
+        stmt = stmt.where(SelectionItem.selection_id == selection_id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [
+        PickRow(int(s), int(f), int(v), int(i), float(t), int(r), float(u), str(reason),
+                None if task is None else int(task), state)
+        for s, f, v, i, t, r, u, reason, task, state in session.execute(stmt).all()
+    ]
+
+
+def project_selections(session: Session, project_id: int) -> list[tuple[SelectionRun, int]]:
+    """``(SelectionRun, picks)`` rows of a project, newest first."""
+    counts = (
+        select(SelectionItem.selection_id, func.count(SelectionItem.id).label("n"))
+        .group_by(SelectionItem.selection_id)
+        .subquery()
+    )
+    stmt = (
+        select(SelectionRun, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.selection_id == SelectionRun.id)
+        .where(SelectionRun.project_id == project_id)
+        .order_by(SelectionRun.id.desc())
+    )
+    return [(s, int(n)) for s, n in session.execute(stmt).all()]
+
+
+def human_frames(session: Session, project_id: int, video_id: int | None = None) -> list[tuple[int, int, float]]:
+    """``(frame id, video id, timestamp)`` of the project's frames with a human mask, by video and time."""
+    stmt = (
+        select(Frame.id, Frame.video_id, Frame.timestamp)
+        .join(Video, Video.id == Frame.video_id)
+        .where(
+            Video.project_id == project_id,
+            Frame.id.in_(select(Annotation.frame_id).where(Annotation.source == "human")),
+        )
+        .order_by(Frame.video_id, Frame.frame_index)
+    )
+    if video_id is not None:
+        stmt = stmt.where(Frame.video_id == video_id)
+    return [(int(f), int(v), float(t)) for f, v, t in session.execute(stmt).all()]
+
+
+@dataclass(frozen=True)
+class AnnotatorCounts:
+    """One lease owner's share of a project's queue (``key_id`` 0: the library and the CLI)."""
+
+    key_id: int
+    prefix: str | None
+    name: str | None
+    leased: int
+    done: int
+
+
+def annotator_counts(session: Session, project_id: int) -> list[AnnotatorCounts]:
+    """Per lease owner (API key): tasks leased now (unexpired) and tasks submitted, by key id."""
+    now = time.time()
+    leased = dict(
+        session.execute(
+            select(Task.lease_owner, func.count(Task.id))
+            .where(Task.project_id == project_id, Task.state == "leased", Task.lease_expires_at >= now)
+            .group_by(Task.lease_owner)
+        ).all()
+    )
+    done = dict(
+        session.execute(
+            select(Task.submitted_by, func.count(Task.id))
+            .where(Task.project_id == project_id, Task.state == "done", Task.submitted_by.is_not(None))
+            .group_by(Task.submitted_by)
+        ).all()
+    )
+    owners = sorted({int(k) for k in (*leased, *done) if k is not None})
+    keys = {
+        int(i): (p, n)
+        for i, p, n in session.execute(select(ApiKey.id, ApiKey.prefix, ApiKey.name).where(ApiKey.id.in_(owners)))
+    }
+    return [
+        AnnotatorCounts(o, keys.get(o, (None, None))[0], keys.get(o, (None, None))[1],
+                        int(leased.get(o, 0)), int(done.get(o, 0)))
+        for o in owners
+    ]
+
+
+@dataclass(frozen=True)
+class FrameColumns:
+    """Per-frame columns of a project or a video, in video then time order."""
+
+    ids: np.ndarray
+    video_ids: np.ndarray
+    shot_ids: np.ndarray  # -1 for a frame without a shot
+    frame_index: np.ndarray
+    timestamps: np.ndarray
+
+
+def frame_columns(session: Session, project_id: int, video_id: int | None = None) -> FrameColumns:
+    """:class:`FrameColumns` of every frame of a project (of one video when given), read as plain rows."""
+    stmt = (
+        select(Frame.id, Frame.video_id, Frame.shot_id, Frame.frame_index, Frame.timestamp)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.project_id == project_id)
+        .order_by(Frame.video_id, Frame.frame_index)
+    )
+    if video_id is not None:
+        stmt = stmt.where(Frame.video_id == video_id)
+    rows = session.connection().execute(stmt).all()  # plain rows: no ORM bookkeeping
+    return FrameColumns(
+        ids=np.array([r[0] for r in rows], dtype=np.int64),
+        video_ids=np.array([r[1] for r in rows], dtype=np.int64),
+        shot_ids=np.array([-1 if r[2] is None else r[2] for r in rows], dtype=np.int64),
+        frame_index=np.array([r[3] for r in rows], dtype=np.int64),
+        timestamps=np.array([r[4] for r in rows], dtype=np.float64),
+    )
+
+
+def annotation_summary(session: Session, video_id: int) -> list[tuple[int, str, float, int]]:
+    """``(frame id, source, lowest object confidence, objects)`` per frame and source of a video's masks."""
+    stmt = (
+        select(Annotation.frame_id, Annotation.source, func.min(Annotation.confidence), func.count(Annotation.id))
+        .join(Frame, Frame.id == Annotation.frame_id)
+        .where(Frame.video_id == video_id)
+        .group_by(Annotation.frame_id, Annotation.source)
+    )
+    return [(int(f), str(s), float(c), int(n)) for f, s, c, n in session.execute(stmt).all()]
+
+
+def task_states(session: Session, project_id: int, video_id: int | None = None) -> dict[int, str]:
+    """Frame id to the state of its task (an expired lease reads ``open``) for the project's tasks
+    (on frames of one video when given)."""
+    stmt = select(Task.frame_id, _task_state_expr(time.time())).where(Task.project_id == project_id)
+    if video_id is not None:
+        stmt = stmt.join(Frame, Frame.id == Task.frame_id).where(Frame.video_id == video_id)
+    return {int(f): str(s) for f, s in session.execute(stmt).all()}
+
+
+def picked_frame_ids(session: Session, project_id: int) -> set[int]:
+    """Ids of the frames any selection of the project picked."""
+    stmt = (
+        select(SelectionItem.frame_id)
+        .join(SelectionRun, SelectionRun.id == SelectionItem.selection_id)
+        .where(SelectionRun.project_id == project_id)
+        .distinct()
+    )
+    return {int(f) for f in session.scalars(stmt)}
+
+
+def video_names(session: Session, project_id: int) -> list[tuple[int, str]]:
+    """``(video id, file name)`` of a project's videos, by id."""
+    rows = session.execute(select(Video.id, Video.filename).where(Video.project_id == project_id).order_by(Video.id))
+    return [(int(i), str(f)) for i, f in rows]
+
+
+def embedding_version(session: Session, project_id: int, backbone: str) -> tuple[int, int]:
+    """``(count, highest row id)`` of a project's embeddings under ``backbone``: changes whenever one
+    is added or removed, so it names one state of the embeddings (and of the index built from them)."""
+    row = session.execute(
+        select(func.count(Embedding.id), func.coalesce(func.max(Embedding.id), 0))
+        .join(Frame, Frame.id == Embedding.frame_id)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.project_id == project_id, Embedding.backbone == backbone)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def existing_tasks(session: Session, project_id: int, frame_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """Frame id to ``(task id, state)`` for those of ``frame_ids`` that have a task in the project."""
+    out: dict[int, tuple[int, str]] = {}
+    ids = [int(i) for i in frame_ids]
+    for lo in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Task.frame_id, Task.id, _task_state_expr(time.time())).where(
+                Task.project_id == project_id, Task.frame_id.in_(ids[lo : lo + 500])
+            )
+        )
+        out.update({int(f): (int(t), str(s)) for f, t, s in rows})
     return out

@@ -1,0 +1,90 @@
+"""Jobs split into per-video parts (curator.jobs.dispatch) on the local dispatcher, which runs the
+same part functions as ``curator worker --ray`` (tests/test_ray_worker.py runs them on Ray)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from benchmarks.scale import label_shot_starts, make_clips, run_job
+from curator.config import Settings
+from curator.jobs import ThreadJobRunner, engine_handlers
+from curator.jobs.dispatch import PartProgress
+from curator.store import repo
+from curator.store.models import Annotation, Embedding, Frame, Video
+from curator.workspace import Workspace
+
+
+def test_part_progress_sums_the_parts_and_estimates_those_not_started() -> None:
+    board = PartProgress("ingest", [100, None, None])
+    assert board.summed() == (0, 300)  # the two unknown parts count as the mean of the known ones
+    board.update(1, 10, 50)
+    assert board.summed() == (10, 225)
+    board.update(0, 100, 100)
+    board.finish(0)
+    board.update(0, 3, 100)  # a late report of a finished part changes nothing
+    assert board.summed() == (110, 225)
+    board.finish(1)  # a finished part is complete, whatever it reported last
+    assert board.summed() == (150, 225)
+    board.update(2, 20, None)
+    board.finish(2)  # one that never knew its total: what it did is its total
+    assert board.summed() == (170, 170)
+
+
+@pytest.fixture
+def runner_home(settings: Settings) -> Iterator[tuple[Workspace, ThreadJobRunner, int]]:
+    settings = settings.model_copy(update={"max_side": 96, "preannotate": False, "segment_warm": False})
+    workspace = Workspace(settings)
+    runner = ThreadJobRunner(workspace, engine_handlers(workspace), server=False)
+    runner.start()
+    with workspace.db.session() as session:
+        project_id = repo.get_or_create_project(session, "parts").id
+    yield workspace, runner, project_id
+    runner.shutdown()
+    workspace.close()
+
+
+def test_a_project_ingest_embed_and_propagate_run_one_part_per_video(
+    runner_home: tuple[Workspace, ThreadJobRunner, int], tmp_path: Path
+) -> None:
+    workspace, runner, project_id = runner_home
+    clips = make_clips(tmp_path / "clips", 2, 12, width=96)
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    paths = [str(clips[0]), str(bad), str(clips[1])]
+    ingest, _ = run_job(workspace, "ingest", project_id, {"paths": paths, "backbone": None}, submit=runner.submit)
+    assert [v["frames"] for v in ingest["videos"]] == [12, 12] and ingest["frames"] == 24
+    assert list(ingest["rejected"]) == ["notes.mp4"]  # the other files still went in
+    assert ingest["embedded"] == 0
+
+    embed, _ = run_job(workspace, "embed", project_id, {"backbone": "classic"}, submit=runner.submit)
+    assert embed == {"embedded": 24, "backbone": "classic"}
+    assert workspace.index_path(project_id, "classic").is_file()  # synced once, after the parts
+    again, _ = run_job(workspace, "embed", project_id, {"backbone": "classic"}, submit=runner.submit)
+    assert again["embedded"] == 0
+
+    with pytest.raises(RuntimeError, match="no_keyframes"):
+        run_job(workspace, "propagate", project_id, {"propagator": "flow"}, submit=runner.submit)
+    keyframes = label_shot_starts(workspace, project_id)
+    whole, _ = run_job(workspace, "propagate", project_id, {"propagator": "flow"}, submit=runner.submit)
+    assert len(whole["videos"]) == 2 and whole["keyframes"] == keyframes
+    assert whole["frames"] == 24 - keyframes and whole["propagator"] == "flow"
+    with workspace.db.session() as session:
+        video_id = session.scalars(select(Video.id).where(Video.project_id == project_id).order_by(Video.id)).first()
+        embedded = session.scalar(select(func.count()).select_from(Embedding))
+        propagated = session.scalar(
+            select(func.count()).select_from(Annotation).where(Annotation.source == "propagated")
+        )
+    assert embedded == 24 and propagated == whole["masks"]
+    one, _ = run_job(workspace, "propagate", project_id, {"video_id": video_id, "propagator": "flow"},
+                     submit=runner.submit)
+    assert set(one) == {"keyframes", "frames", "masks", "propagator"}  # a video's job keeps its shape
+    with workspace.db.session() as session:
+        frames = session.scalar(select(func.count()).select_from(Frame))
+        again_propagated = session.scalar(
+            select(func.count()).select_from(Annotation).where(Annotation.source == "propagated")
+        )
+    assert frames == 24 and again_propagated == propagated  # replaced, not added
