@@ -57,9 +57,12 @@ pytest: $(STAMP) $(TOOLS_STAMP)
 		echo "!!! tests/test_web.py will skip (and FAIL when CI is set). Get one: sudo apt-get install chromium, or CURATOR_CHROMIUM=/path/to/chromium make test"; \
 	fi
 	$(BIN)/python -m pytest -q -n auto
+	@# the scale-out tests on a real Ray cluster (slow: a minute each), on SQLite here and on PostgreSQL below
+	$(BIN)/python -m pytest -q --runslow tests/test_ray_worker.py
 	@# the same suite on PostgreSQL (a throwaway server per test process, tests/pg.py)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "$${CURATOR_PG_BIN:-}" ] || command -v initdb >/dev/null; then \
-		$(BIN)/python -m pytest -q -n auto --db postgresql; \
+		$(BIN)/python -m pytest -q -n auto --db postgresql && \
+		$(BIN)/python -m pytest -q --runslow --db postgresql tests/test_ray_worker.py; \
 	else \
 		echo "!!! THE POSTGRESQL PASS CANNOT RUN: no PostgreSQL binaries (sudo apt-get install postgresql, or set CURATOR_PG_BIN)."; \
 		if [ -n "$${CI:-}" ]; then exit 1; fi; \

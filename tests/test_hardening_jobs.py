@@ -564,6 +564,9 @@ def _assert_no_orphans(settings: Settings) -> None:
     root = settings.blob_root
     unreferenced = {
         f for f in _blob_files(root)
-        if f not in frames | uploads and not f.startswith("thumbs/") and "/index/" not in f
+        if f not in frames | uploads
+        and not f.startswith(("thumbs/", "segment-cache/"))
+        and "/index/" not in f
+        and "/views/" not in f  # the embedding map's cached projection
     }
     assert unreferenced == set(), sorted(unreferenced)[:10]
