@@ -63,18 +63,18 @@ Curation service for video segmentation datasets.
 
 #: The OpenAPI document's tags, in the order its pages list them.
 OPENAPI_TAGS: list[dict[str, str]] = [
-        {"name": "projects", "description": "Projects hold videos, a queue and labels."},
-        {"name": "videos", "description": "Uploads and server-side paths; each starts an ingest job."},
-        {"name": "jobs", "description": "Long work: ingest, embed, select, propagate."},
-        {"name": "selections", "description": "Pick keyframes worth labelling; picks become tasks."},
-        {"name": "queue", "description": "Pull-based labelling: claim, read, submit, release, reopen, reject."},
-        {"name": "categories", "description": "The label schema: categories and each object's category."},
-        {"name": "frames", "description": "Frame images and their masks."},
-        {"name": "propagation", "description": "Carry human masks to neighbouring frames."},
-        {"name": "exports", "description": "COCO, DAVIS and YouTube-VIS, streamed."},
-        {"name": "rounds", "description": "Retrain the proxy, score frames, queue the next batch."},
-        {"name": "project view", "description": "What the project pages read: overview, a video's timeline, "
-         "the embedding map, the rounds; queueing frames by id."},
+    {"name": "projects", "description": "Projects hold videos, a queue and labels."},
+    {"name": "videos", "description": "Uploads and server-side paths; each starts an ingest job."},
+    {"name": "jobs", "description": "Long work: ingest, embed, select, propagate."},
+    {"name": "selections", "description": "Pick keyframes worth labelling; picks become tasks."},
+    {"name": "queue", "description": "Pull-based labelling: claim, read, submit, release, reopen, reject."},
+    {"name": "categories", "description": "The label schema: categories and each object's category."},
+    {"name": "frames", "description": "Frame images and their masks."},
+    {"name": "propagation", "description": "Carry human masks to neighbouring frames."},
+    {"name": "exports", "description": "COCO, DAVIS, YouTube-VIS, Datumaro and Label Studio, streamed."},
+    {"name": "rounds", "description": "Retrain the proxy, score frames, queue the next batch."},
+    {"name": "project view", "description": "What the project pages read: overview, a video's timeline, "
+     "the embedding map, the rounds; queueing frames by id."},
 ]
 
 
