@@ -73,7 +73,8 @@ def test_a_release_database_upgrades_in_place_with_every_row(tmp_path: Path) -> 
         assert opened.workspace.db.migration.legacy and opened.workspace.db.migration.after == head()
         project = opened.project("release", create=False)
         assert len(project.frames()) == 20
-        assert project.tasks()["leased"] == 1 and project.tasks()["total"] == 4
+        queue = project.tasks()  # the leased task's lease has long expired by now
+        assert queue["leased"] + queue["expired"] == 1 and queue["total"] == 4
         assert [c["name"] for c in project.categories()] == ["person"]
     assert counts(home / "curator.db") == before
     with sqlite3.connect(home / "curator.db") as conn:
