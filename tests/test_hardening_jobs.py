@@ -280,6 +280,7 @@ def _blob_files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.sqlite_only  # shared databases sweep only what is an hour idle (tests/test_store_backends.py)
 def test_start_up_sweeps_orphans_a_crash_left(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     workspace = Workspace(settings)
