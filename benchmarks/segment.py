@@ -72,6 +72,7 @@ def simulate(
     max_clicks: int = MAX_CLICKS,
     stop_at: float = max(THRESHOLDS),
     key: Any = None,
+    start: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Click on one frame until the IoU reaches ``stop_at`` or ``max_clicks`` clicks were made.
 
@@ -82,28 +83,33 @@ def simulate(
         max_clicks: Most clicks.
         stop_at: Stop once the IoU reaches this.
         key: Cache key of the image, passed to ``segment``.
+        start: The object's mask before the first click (a task's pre-annotation), sent with the
+            first click as the current mask as the labelling page does; ``None`` starts from nothing.
 
     Returns:
-        ``ious`` and ``ms`` (one per click) and the ``clicks`` made.
+        ``ious`` and ``ms`` (one per click), the ``clicks`` made and the last ``mask`` (``start``,
+        or an empty mask, when no click was needed).
     """
-    pred = np.zeros(gt.shape, bool)
+    mask: np.ndarray | None = None if start is None or not start.any() else start.astype(bool)
+    pred = np.zeros(gt.shape, bool) if mask is None else mask
     clicks: list[tuple[float, float, bool]] = []
     ious: list[float] = []
     ms: list[float] = []
-    mask: np.ndarray | None = None
+    if mask is not None and iou(pred, gt) >= stop_at:
+        return {"ious": ious, "ms": ms, "clicks": clicks, "mask": pred}
     while len(clicks) < max_clicks:
         click = next_click(gt, pred)
         if click is None:
             break
         clicks.append(click)
-        start = time.perf_counter()
+        began = time.perf_counter()
         pred = segment(image, clicks, None, mask, key=key).mask
-        ms.append((time.perf_counter() - start) * 1000.0)
+        ms.append((time.perf_counter() - began) * 1000.0)
         mask = pred
         ious.append(iou(pred, gt))
         if ious[-1] >= stop_at:
             break
-    return {"ious": ious, "ms": ms, "clicks": clicks}
+    return {"ious": ious, "ms": ms, "clicks": clicks, "mask": pred}
 
 
 def clicks_to_reach(ious: Sequence[float], threshold: float, max_clicks: int = MAX_CLICKS) -> int:
