@@ -193,8 +193,9 @@ def test_ten_concurrent_200mb_bodies_without_a_key_use_little_memory(tmp_path: P
         growth_mb = (peak - baseline) / 1024**2
         assert growth_mb < 100, f"server RSS grew by {growth_mb:.0f} MB"
         # buffering the bodies stalled /health for seconds; a busy test machine alone adds an odd 0.3 s
+        # to a sample or two, so the median answer is held under 0.2 s and none may reach a second
         ordered = sorted(latencies)
-        assert ordered and ordered[int(0.9 * len(ordered))] < 0.2, f"/health latencies: {latencies}"
+        assert ordered and ordered[len(ordered) // 2] < 0.2, f"/health latencies: {latencies}"
         assert ordered[-1] < 1.0, f"/health took up to {ordered[-1]:.3f} s"
         outcomes = json.loads(out)
         assert len(outcomes) == 10

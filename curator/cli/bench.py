@@ -452,6 +452,24 @@ def _ints(text: str, option: str) -> list[int]:
         raise fail(f"{option} must be comma-separated integers, got {text!r}") from None
 
 
+def _effort_plan(checkpoint: str | None, per_round: str, rounds: int, steps: int | None) -> tuple[str, list[int], Any]:
+    """The DINOv2 weights, the curator arm's frames per round and the round settings of ``bench effort``."""
+    from dataclasses import replace as dc_replace
+
+    from curator.train.loop import RoundConfig
+
+    weights = checkpoint or load_settings().backbone_checkpoint
+    if not weights:
+        raise fail("the effort benchmark needs DINOv2 weights: pass --checkpoint or set CURATOR_BACKBONE_CHECKPOINT")
+    schedule = _ints(per_round, "--per-round")
+    if len(schedule) == 1:
+        schedule = schedule * rounds
+    config = RoundConfig(short_side=336)
+    if steps is not None:
+        config = dc_replace(config, proxy=dc_replace(config.proxy, steps=steps))
+    return weights, schedule, config
+
+
 @bench_app.command("effort")
 def bench_effort(
     davis: DavisOpt,
@@ -499,22 +517,11 @@ def bench_effort(
     drawing from scratch when they do not) and a cost model prices every action. Prints the seconds
     each arm needs to reach J&F 0.80 and 0.85 and where they went.
     """
-    from dataclasses import replace as dc_replace
-
     from curator.annotate import DEFAULT_CPU_PROPAGATOR
     from curator.annotate.sam2_backend import SAM2WeightsError
-    from curator.train.loop import RoundConfig
 
     bench = benchmark("effort")
-    weights = checkpoint or load_settings().backbone_checkpoint
-    if not weights:
-        raise fail("the effort benchmark needs DINOv2 weights: pass --checkpoint or set CURATOR_BACKBONE_CHECKPOINT")
-    schedule = _ints(per_round, "--per-round")
-    if len(schedule) == 1:
-        schedule = schedule * rounds
-    config = RoundConfig(short_side=336)
-    if steps is not None:
-        config = dc_replace(config, proxy=dc_replace(config.proxy, steps=steps))
+    weights, schedule, config = _effort_plan(checkpoint, per_round, rounds, steps)
     try:
         with user_errors():
             model = bench.CostModel.load(cost, target_iou=target_iou, max_clicks=max_clicks)
