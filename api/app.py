@@ -13,7 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.auth import KeyCache
-from api.deps import PrincipalDep
+from api.deps import NoLock, PrincipalDep
 from api.errors import install_error_handlers
 from api.jobs import build_handlers
 from api.limits import BodyLimitMiddleware
@@ -143,7 +143,9 @@ def create_app(settings: Settings, *, runner: JobRunner | None = None, workspace
     app.state.settings = settings
     app.state.workspace = workspace
     app.state.runner = runner
-    app.state.write_lock = threading.Lock()
+    # SQLite has one writer, and queuing its writers on a Python lock beats its busy-wait; PostgreSQL
+    # writes concurrently (claims skip each other's locked rows), so there the lock only serialises
+    app.state.write_lock = threading.Lock() if workspace.db.engine.dialect.name == "sqlite" else NoLock()
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, json_max_bytes=settings.json_max_bytes)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hmac
-import threading
 from collections.abc import AsyncIterator
-from typing import Annotated
+from contextlib import AbstractContextManager
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -36,14 +36,25 @@ def runner_of(request: Request) -> JobRunner:
     return runner
 
 
-def write_lock_of(request: Request) -> threading.Lock:
+class NoLock:
+    """A lock that never waits: the write lock on databases that take concurrent writers."""
+
+    def __enter__(self) -> bool:
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def write_lock_of(request: Request) -> AbstractContextManager[Any]:
     """The app's lock around short queue write transactions.
 
     SQLite allows one writer; when several request threads want the lock at once, SQLite's busy
     handler makes the losers sleep and poll (up to 100 ms a try), which shows up as tail latency.
-    Queuing them on a Python lock first hands the database over without sleeps.
+    Queuing them on a Python lock first hands the database over without sleeps. On PostgreSQL it
+    is a :class:`NoLock`.
     """
-    lock: threading.Lock = request.app.state.write_lock
+    lock: AbstractContextManager[Any] = request.app.state.write_lock
     return lock
 
 
@@ -69,13 +80,13 @@ async def get_runner(request: Request) -> JobRunner:
     return runner_of(request)
 
 
-async def get_write_lock(request: Request) -> threading.Lock:
+async def get_write_lock(request: Request) -> AbstractContextManager[Any]:
     """The app's lock around short queue write transactions (see :func:`write_lock_of`)."""
     return write_lock_of(request)
 
 
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
-WriteLockDep = Annotated[threading.Lock, Depends(get_write_lock)]
+WriteLockDep = Annotated[AbstractContextManager[Any], Depends(get_write_lock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 

@@ -51,7 +51,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (
-        VideoDecodeError, BackboneWeightsError, UnknownNameError, SchemaOutOfDateError, LookupError, ValueError
+        VideoDecodeError, BackboneWeightsError, UnknownNameError, SchemaOutOfDateError, LookupError, ValueError,
+        FileNotFoundError,
     ) as exc:
         raise fail(str(exc)) from None
 
