@@ -1,4 +1,5 @@
-"""``curator bench scale``: frames/s of ingest+embed and of propagation with 1 and 2 Ray workers.
+"""``curator bench scale``: frames/s of ingest+embed and of propagation with 1 and 2 Ray workers, and
+claim+submit cycles/s of the REST queue with 1 and 2 API replicas.
 
 A local Ray cluster on 127.0.0.1 (:class:`LocalRayCluster`: a head that runs no tasks, plus one
 worker node per CPU measured) runs the jobs of ``curator worker --ray``: this process is the worker
@@ -12,6 +13,10 @@ Ray registers the machine's other interface addresses even when told ``--node-ip
 so the benchmark runs in a loopback-only network namespace (``unshare --net``; a PID namespace too,
 so that nothing it started outlives it): :func:`netns_command` wraps a command line in one, and
 ``curator bench scale`` re-runs itself that way unless ``--no-netns``.
+
+The report's ``replicas`` part (:mod:`benchmarks.replicas`) measures claim+submit cycles/s of the
+REST queue with 1 and 2 ``curator serve`` replicas on one PostgreSQL database; its servers listen on
+127.0.0.1 only, so it needs no namespace (and works inside one). ``--parts`` picks the parts.
 
 The helpers here (clips cut from the bundled sample, a human mask per shot, a dump of a project's
 rows and masks) are shared with ``tests/test_ray_worker.py``.
@@ -45,6 +50,10 @@ from curator.workspace import Workspace
 
 #: The bundled sample clip (640x272, 250 frames at 25 fps).
 SAMPLE = Path(__file__).resolve().parents[1] / "curator" / "data" / "sample.mp4"
+
+#: The parts of the report, in the order they run: the Ray workers (this module) and the API
+#: replicas on one PostgreSQL database (:mod:`benchmarks.replicas`).
+PARTS = ("ray", "replicas")
 
 
 # --- a loopback-only network namespace ---------------------------------------------------------
@@ -409,30 +418,54 @@ def run_scale(
     clip_width: int = 640,
     max_side: int = 320,
     repeats: int = 5,
+    parts: Sequence[str] = PARTS,
+    clients: int = 8,
+    replica_seconds: float = 10.0,
 ) -> dict[str, Any]:
-    """The ``curator bench scale`` report: ``{"ray": ray_scale(...)}`` plus what ran it.
+    """The ``curator bench scale`` report: ``{"ray": ray_scale(...), "replicas": replicas_scale(...)}``
+    (the parts asked for) plus what ran it.
 
     Args:
-        out_dir: A scratch folder for the clips and the benchmark home (removed at the end).
+        out_dir: A scratch folder for the clips and the benchmark homes (removed at the end).
         workers: Ray worker counts to time.
         videos: Videos to ingest (default ``clips`` clips cut from the bundled sample).
         clips: How many clips to cut when no videos are given.
         clip_frames: Frames per clip.
         clip_width: Width of the clips (the sample is 640x272).
         max_side: Stored frames' longer side.
-        repeats: Timed runs of each worker count (taking turns); the median is reported.
+        repeats: Timed runs of each worker count, and of each replica count (taking turns); the
+            median is reported.
+        parts: Which of :data:`PARTS` to run, in that order.
+        clients: Client processes of the replicas part.
+        replica_seconds: Seconds of each run of the replicas part.
+
+    Raises:
+        ValueError: If ``parts`` names an unknown part.
     """
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise ValueError(f"unknown part(s) {', '.join(unknown) or '(none given)'}; the parts are {', '.join(PARTS)}")
     scratch = Path(tempfile.mkdtemp(prefix="scale-", dir=out_dir))
     setup: dict[str, Any] = {
         "max_side": max_side, "repeats": repeats, "backbone": "classic", "propagator": "flow", "cpus": os.cpu_count(),
         "loadavg_before": [round(v, 2) for v in os.getloadavg()], "loopback_only_netns": loopback_only(),
+        "parts": [p for p in PARTS if p in parts],
     }
+    report: dict[str, Any] = {}
     try:
-        files = list(videos) if videos else make_clips(scratch / "clips", clips, clip_frames, width=clip_width)
-        setup["videos"] = [Path(v).name for v in files]
-        report = {"ray": ray_scale(
-            [Path(v).resolve() for v in files], scratch / "home", workers=workers, max_side=max_side, repeats=repeats
-        )}
+        if "ray" in parts:
+            files = list(videos) if videos else make_clips(scratch / "clips", clips, clip_frames, width=clip_width)
+            setup["videos"] = [Path(v).name for v in files]
+            report["ray"] = ray_scale(
+                [Path(v).resolve() for v in files], scratch / "home", workers=workers, max_side=max_side,
+                repeats=repeats,
+            )
+        if "replicas" in parts:
+            from benchmarks.replicas import replicas_scale
+
+            report["replicas"] = replicas_scale(
+                scratch / "replicas", clients=clients, seconds=replica_seconds, turns=repeats
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     setup["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
