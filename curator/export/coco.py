@@ -26,8 +26,8 @@ from curator.export.rows import (
     masks,
     open_session,
     project_name,
+    zip_with_images,
 )
-from curator.export.zipstream import ZipStream
 from curator.store.models import utcnow
 from curator.workspace import Workspace
 
@@ -37,28 +37,49 @@ ANNOTATIONS = f"annotations/instances_{SPLIT}.json"
 
 def image_entry(f: FrameRow) -> dict[str, Any]:
     """The COCO ``images`` entry of a frame."""
-    return {"id": f.id, "file_name": f.file_name, "width": f.width, "height": f.height,
-            "video_id": f.video_id, "frame_index": f.frame_index, "timestamp": f.timestamp}
+    return {
+        "id": f.id,
+        "file_name": f.file_name,
+        "width": f.width,
+        "height": f.height,
+        "video_id": f.video_id,
+        "frame_index": f.frame_index,
+        "timestamp": f.timestamp,
+    }
 
 
 def annotation_entry(m: MaskRow, category_id: int) -> dict[str, Any]:
     """The COCO ``annotations`` entry of a mask (see the module docstring)."""
     area, bbox = area_bbox(m.rle)
-    return {"id": m.id, "image_id": m.frame_id, "category_id": category_id, "segmentation": m.rle,
-            "area": area, "bbox": bbox, "iscrowd": 0, "score": m.confidence,
-            "object_id": m.object_id, "source": m.source,
-            "attributes": {"object_id": m.object_id, "source": m.source}}
+    return {
+        "id": m.id,
+        "image_id": m.frame_id,
+        "category_id": category_id,
+        "segmentation": m.rle,
+        "area": area,
+        "bbox": bbox,
+        "iscrowd": 0,
+        "score": m.confidence,
+        "object_id": m.object_id,
+        "source": m.source,
+        "attributes": {"object_id": m.object_id, "source": m.source},
+    }
 
 
 def coco_json(workspace: Workspace, project_id: int, include: str) -> Iterator[bytes]:
     """The COCO JSON, piece by piece: ``images`` (one per frame), then ``annotations`` with RLE masks."""
     session = open_session(workspace)
     try:
-        info = {"description": f"curator project {project_name(session, project_id)}",
-                "date_created": utcnow().isoformat(), "include": include}
+        info = {
+            "description": f"curator project {project_name(session, project_id)}",
+            "date_created": utcnow().isoformat(),
+            "include": include,
+        }
         schema = label_schema(session, project_id, include)
-        yield (f'{{"info": {json.dumps(info)}, "licenses": [], "categories": {json.dumps(schema.categories)}, '
-               '"images": [').encode()
+        yield (
+            f'{{"info": {json.dumps(info)}, "licenses": [], "categories": {json.dumps(schema.categories)}, '
+            '"images": ['
+        ).encode()
         sep = ""
         for f in frames(session, project_id, include):
             yield (sep + json.dumps(image_entry(f))).encode()
@@ -78,12 +99,6 @@ def coco(workspace: Workspace, project_id: int, include: str, images: bool = Fal
     if not images:
         yield from coco_json(workspace, project_id, include)
         return
-    out = ZipStream()
-    session = open_session(workspace)
-    try:
-        for f in frames(session, project_id, include):
-            yield out.add_file(f"images/{f.file_name}", workspace.blobs.path(f.blob_path))
-    finally:
-        session.close()
-    yield from out.stream(ANNOTATIONS, coco_json(workspace, project_id, include))
-    yield from out.finish()
+    yield from zip_with_images(
+        workspace, project_id, include, "images", ANNOTATIONS, coco_json(workspace, project_id, include)
+    )

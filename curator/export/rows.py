@@ -210,3 +210,24 @@ def project_name(session: Session, project_id: int) -> str:
     """The project's name (its id as text if it is gone)."""
     project = session.get(Project, project_id)
     return project.name if project is not None else str(project_id)
+
+
+def zip_with_images(
+    workspace: Workspace, project_id: int, include: str, image_folder: str, document: str, json_chunks: Iterable[bytes]
+) -> Iterator[bytes]:
+    """A zip of the exported frames' JPEGs under ``image_folder/`` and then one JSON ``document``.
+
+    The frames' files are stored as they are (JPEG does not compress further) and the JSON is
+    deflated as it streams, so neither is held in memory whole.
+    """
+    from curator.export.zipstream import ZipStream
+
+    out = ZipStream()
+    session = open_session(workspace)
+    try:
+        for f in frames(session, project_id, include):
+            yield out.add_file(f"{image_folder}/{f.file_name}", workspace.blobs.path(f.blob_path))
+    finally:
+        session.close()
+    yield from out.stream(document, json_chunks)
+    yield from out.finish()

@@ -27,8 +27,9 @@ from curator.export.rows import (
     open_session,
     project_name,
     walk,
+    zip_with_images,
 )
-from curator.export.zipstream import Spool, ZipStream
+from curator.export.zipstream import Spool
 from curator.workspace import Workspace
 
 ANNOTATIONS = "instances.json"
@@ -83,8 +84,16 @@ class _Tracks:
         """Each track as JSON pieces, ids from ``next_id`` on; the temporary files are closed."""
         for n, object_id in enumerate(sorted(self.files)):
             out = self.files[object_id]
-            head = {"id": next_id + n, "video_id": self.video_id, "category_id": schema.category_id(object_id),
-                    "iscrowd": 0, "object_id": object_id, "height": self.height, "width": self.width, "length": 1}
+            head = {
+                "id": next_id + n,
+                "video_id": self.video_id,
+                "category_id": schema.category_id(object_id),
+                "iscrowd": 0,
+                "object_id": object_id,
+                "height": self.height,
+                "width": self.width,
+                "length": 1,
+            }
             yield json.dumps(head)[:-1]
             for field, name in enumerate(_FIELDS, start=1):
                 yield f', "{name}": ['
@@ -92,7 +101,11 @@ class _Tracks:
                 position = 0
                 for line in out:
                     row = json.loads(line)
-                    yield "null, " * (row[0] - position) + json.dumps(row[field]) + ("" if row[0] == self.length - 1 else ", ")
+                    yield (
+                        "null, " * (row[0] - position)
+                        + json.dumps(row[field])
+                        + ("" if row[0] == self.length - 1 else ", ")
+                    )
                     position = row[0] + 1
                 yield ", ".join(["null"] * (self.length - position)) + "]"
             yield "}" + ("" if n == len(self.files) - 1 else ", ")
@@ -105,7 +118,9 @@ def ytvis_json(workspace: Workspace, project_id: int, include: str) -> Iterator[
     try:
         info = {"description": f"curator project {project_name(session, project_id)}", "include": include}
         schema = label_schema(session, project_id, include)
-        yield (f'{{"info": {json.dumps(info)}, "categories": {json.dumps(schema.categories)}, "videos": [').encode()
+        yield (
+            f'{{"info": {json.dumps(info)}, "categories": {json.dumps(schema.categories)}, "videos": ['
+        ).encode()
         for piece in _videos(session, project_id, include):
             yield piece.encode()
         yield b'], "annotations": ['
@@ -134,12 +149,6 @@ def ytvis(workspace: Workspace, project_id: int, include: str, images: bool = Fa
     if not images:
         yield from ytvis_json(workspace, project_id, include)
         return
-    out = ZipStream()
-    session = open_session(workspace)
-    try:
-        for f in frames(session, project_id, include):
-            yield out.add_file(f"JPEGImages/{f.file_name}", workspace.blobs.path(f.blob_path))
-    finally:
-        session.close()
-    yield from out.stream(ANNOTATIONS, ytvis_json(workspace, project_id, include))
-    yield from out.finish()
+    yield from zip_with_images(
+        workspace, project_id, include, "JPEGImages", ANNOTATIONS, ytvis_json(workspace, project_id, include)
+    )
