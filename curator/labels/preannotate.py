@@ -167,8 +167,8 @@ def warm_frames(
 
     with workspace.db.session() as session:
         queued = repo.queued_frames(session, project_id, task_ids)
-        frames = [repo.frame_project(session, q.frame_id) for q in queued]
-    keyed = {(f[0].content_hash, f[0].blob_path) for f in frames if f is not None}
+        frames = repo.frames_by_id(session, [q.frame_id for q in queued])
+    keyed = {(f.content_hash, f.blob_path) for f in frames}
     warm = getattr(segmenter, "warm", None)
     start = time.perf_counter()
     encoded = cached = 0

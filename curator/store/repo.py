@@ -231,6 +231,13 @@ def frame_project(session: Session, frame_id: int) -> tuple[Frame, int] | None:
     return None if row is None else (row[0], int(row[1]))
 
 
+def frames_by_id(session: Session, frame_ids: Sequence[int]) -> list[Frame]:
+    """The frames with these ids, in one query (ids that do not exist are left out)."""
+    if not frame_ids:
+        return []
+    return list(session.scalars(select(Frame).where(Frame.id.in_(sorted(set(frame_ids))))).all())
+
+
 # --- tasks ----------------------------------------------------------------------------------------
 
 
