@@ -13,15 +13,27 @@ Derived per-frame data (optical flow, patch features) is cached per sequence, so
 embedded once across budgets and strategies. ``seconds`` in a row is the wall time of that
 propagation; the first propagation of each sequence pays for the cache, and its time per frame is
 reported as ``cold_seconds_per_frame`` (what one propagation of a fresh video costs).
+
+Sequences run on ``workers`` processes at once (default one per CPU core), longest first, each with
+one torch and one OpenCV thread: flow, the backbone, tracking and scoring then all use every core,
+where one process leaves DIS and the tracking on one core. ``wall_seconds`` is the whole run's time.
+With ``baseline`` (a checkout of another commit, for example ``git worktree add /tmp/curator-base
+e5fb1f1``), the same benchmark also runs in a subprocess whose ``curator`` and ``benchmarks`` packages
+are that checkout's, and the report gets ``baseline`` (its wall seconds and summaries) and
+``speedup`` (its wall seconds over this run's), so the ratio comes from one run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -241,6 +253,8 @@ def run_keyframe_bench(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     cache_dir: str | Path | None = None,
+    workers: int = 0,
+    baseline: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the keyframe benchmark and return the report (see the module docstring).
 
@@ -256,6 +270,9 @@ def run_keyframe_bench(
         log: Called with a line per sequence.
         cache_dir: Folder for per-sequence patch-feature caches (reused across runs; a run that
             finds a cache does not pay for the backbone, so its ``cold_seconds_per_frame`` excludes it).
+        workers: Processes running sequences at once (0: one per CPU core; 1: this process only).
+        baseline: A checkout of another commit to run the same benchmark with, first, in a
+            subprocess (see the module docstring).
 
     Returns:
         ``{"rows": [...], "summary": {strategy: {budget: mean J&F}}, "summary_J", "summary_F",
@@ -269,18 +286,37 @@ def run_keyframe_bench(
     if any(int(b) < 0 for b in budgets):
         raise ValueError(f"budgets must be non-negative, got {list(budgets)}")
     check_strategies(strategies)
+    base = None
+    if baseline is not None:
+        base_kwargs = {
+            "davis": str(Path(davis).resolve()), "budgets": [int(b) for b in budgets], "strategies": list(strategies),
+            "propagator": propagator, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+            "sequences": list(sequences) if sequences else None, "propagator_options": propagator_options,
+            "seed": seed,
+        }
+        base = run_baseline(baseline, base_kwargs)
+    started = time.perf_counter()
     seqs = load_sequences(davis, sequences)
-    backbone, backbone_name, options, prop = bench_models(propagator, checkpoint, propagator_options)
+    workers = min(workers or (os.cpu_count() or 1), len(seqs))
+    if workers > 1:
+        backbone_name = "dinov2_vits14" if checkpoint else "classic"
+        options = dict(propagator_options or {})
+        results = _run_processes(seqs, workers, propagator, checkpoint, options, strategies, budgets, seed, cache_dir)
+    else:
+        backbone, backbone_name, options, prop = bench_models(propagator, checkpoint, propagator_options)
+        results = [
+            run_sequence(seq, prop, strategies, budgets, backbone, seed, _cache_file(cache_dir, seq.name))
+            for seq in seqs
+        ]
     rows: list[dict[str, Any]] = []
     colds: list[float] = []
-    for seq in seqs:
-        cache_file = Path(cache_dir) / f"{seq.name}-patch.pkl" if cache_dir else None
-        seq_rows, cold = run_sequence(seq, prop, strategies, budgets, backbone, seed, cache_file)
+    for seq, (seq_rows, cold) in zip(seqs, results, strict=True):
         rows.extend(seq_rows)
         colds.append(cold)
         if log is not None:
             scores = ", ".join(f"{r['strategy']}@{r['budget']}={r['JF']:.3f}" for r in seq_rows)
             log(f"{seq.name} ({len(seq)} frames, {cold:.3f} s/frame cold): {scores}")
+    wall = time.perf_counter() - started
     total_frames = sum(r["frames"] for r in rows)
     return {
         "benchmark": "keyframes",
@@ -297,10 +333,115 @@ def run_keyframe_bench(
         "machine": machine_info(),
         "seconds_per_frame": float(sum(r["seconds"] for r in rows) / max(total_frames, 1)),
         "cold_seconds_per_frame": float(np.mean(colds)),
+        "wall_seconds": wall,
+        "workers": workers,
         "summary": summarise(rows, "JF"),
         "summary_J": summarise(rows, "J"),
         "summary_F": summarise(rows, "F"),
         "rows": rows,
+        **_compare(base, wall, summarise(rows, "JF")),
+    }
+
+
+def _cache_file(cache_dir: str | Path | None, name: str) -> Path | None:
+    return Path(cache_dir) / f"{name}-patch.pkl" if cache_dir else None
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(propagator: str, checkpoint: str | Path | None, options: dict[str, Any]) -> None:
+    """Load the models once per worker process, on one torch and one OpenCV thread."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    backbone, _, _, prop = bench_models(propagator, checkpoint, options)
+    if hasattr(prop, "workers"):
+        prop.workers = 1  # the processes already use every core
+    _WORKER.update(backbone=backbone, propagator=prop)
+
+
+def _worker_sequence(
+    seq: DavisSequence, strategies: Sequence[str], budgets: Sequence[int], seed: int, cache_file: Path | None
+) -> tuple[list[dict[str, Any]], float]:
+    return run_sequence(seq, _WORKER["propagator"], strategies, budgets, _WORKER["backbone"], seed, cache_file)
+
+
+def _run_processes(
+    seqs: Sequence[DavisSequence],
+    workers: int,
+    propagator: str,
+    checkpoint: str | Path | None,
+    options: dict[str, Any],
+    strategies: Sequence[str],
+    budgets: Sequence[int],
+    seed: int,
+    cache_dir: str | Path | None,
+) -> list[tuple[list[dict[str, Any]], float]]:
+    """Every sequence's rows and cold seconds per frame, computed on ``workers`` processes (longest first)."""
+    import multiprocessing
+
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    ctx = multiprocessing.get_context("spawn")  # torch's thread pools do not survive a fork
+    with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(propagator, checkpoint, options)) as pool:
+        futures = {
+            i: pool.submit(_worker_sequence, seqs[i], list(strategies), list(budgets), seed, _cache_file(cache_dir, seqs[i].name))
+            for i in order
+        }
+        return [futures[i].result() for i in range(len(seqs))]
+
+
+def run_baseline(root: str | Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Run this benchmark with the ``curator`` and ``benchmarks`` packages of checkout ``root``.
+
+    Its ``run_keyframe_bench(**kwargs)`` runs in a subprocess (arguments the checkout does not know are
+    left out); its report gets ``wall_seconds`` measured around the call there.
+
+    Raises:
+        RuntimeError: If the subprocess fails (its stderr's tail is in the message).
+    """
+    code = (
+        "import inspect, json, sys, time\n"
+        "from benchmarks.keyframes import run_keyframe_bench\n"
+        "kwargs = json.loads(sys.argv[1])\n"
+        "known = inspect.signature(run_keyframe_bench).parameters\n"
+        "start = time.perf_counter()\n"
+        "report = run_keyframe_bench(**{k: v for k, v in kwargs.items() if k in known})\n"
+        "report['wall_seconds'] = time.perf_counter() - start\n"
+        "import curator\n"
+        "report['curator'] = curator.__file__\n"
+        "print(json.dumps(report))\n"
+    )
+    root = Path(root).resolve()
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    # run in the checkout: ``python -c`` puts the working directory first on sys.path
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kwargs)], env=env, cwd=root, capture_output=True, text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the baseline benchmark in {root} failed:\n{proc.stderr[-4000:]}")
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
+
+
+def _compare(base: dict[str, Any] | None, wall: float, summary: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """``baseline`` (its wall seconds and summaries), ``speedup`` and ``max_abs_JF_diff`` against it."""
+    if base is None:
+        return {"baseline": None, "speedup": None, "max_abs_JF_diff": None}
+    keep = ("curator", "wall_seconds", "seconds_per_frame", "cold_seconds_per_frame", "summary", "summary_J", "summary_F")
+    diffs = [
+        abs(value - base["summary"][strategy][budget])
+        for strategy, per_budget in summary.items()
+        for budget, value in per_budget.items()
+        if budget in base["summary"].get(strategy, {})
+    ]
+    return {
+        "baseline": {k: base.get(k) for k in keep},
+        "speedup": float(base["wall_seconds"]) / max(wall, 1e-9),
+        "max_abs_JF_diff": float(max(diffs)) if diffs else None,
     }
 
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         preannotate: Pre-annotate queued tasks: the service queues a ``preannotate`` job after each
             selection and round that queues tasks, and ``Project.select``/``Project.round`` run it
             in-process (propagated masks from the video's human keyframes, or a round's masks).
+        derived_cache_gb: Most gigabytes of derived per-frame data (optical flow, patch features) the
+            round job keeps under ``<blobs>/derived-cache`` for later rounds; the least recently used
+            entries are removed after each round beyond it.
         segment_warm: Prepare click-to-segment ahead of the first click: the server builds the
             segmenter when it starts, and the ``preannotate`` job runs its encoder on the queued
             frames and keeps the result under ``blobs/segment-cache/``.
@@ -121,6 +124,7 @@ class Settings(BaseSettings):
     segmenter: str = "auto"
     preannotate: bool = True
     segment_warm: bool = True
+    derived_cache_gb: float = 20.0
     auto_migrate: bool = True
     thumb_side: int = 256
     image_cache_seconds: int = 86400

@@ -13,7 +13,7 @@ blends the two directions between keyframes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,8 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from curator.annotate.engine import BidirectionalPropagator
-from curator.annotate.feature import AffinityMemory, PatchFeatures, grid_to_probs, labels_to_grid
-from curator.annotate.flow import FlowField, sharpen, warp
+from curator.annotate.feature import (
+    AffinityMemory,
+    PatchFeatures,
+    feature_jobs,
+    grid_to_probs,
+    labels_to_grid,
+)
+from curator.annotate.flow import FlowField, flow_jobs, sharpen, warp
 from curator.annotate.frames import FrameSource
 from curator.annotate.types import register_propagator
 
@@ -88,6 +94,10 @@ class FlowFeaturePropagator(BidirectionalPropagator):
             self.flow_method, self.flow_preset, self.flow_scale, self.flow_finest_scale,
             self.flow_patch_stride, self.flow_refinement_iterations,
         )
+
+    def derived_jobs(self, frames: FrameSource, chains: Sequence[tuple[int, Sequence[int]]]) -> list[Callable[[], object]]:
+        """Flow between consecutive frames of every chain and patch features of every frame on one."""
+        return flow_jobs(self.field, frames, chains) + feature_jobs(self.features, frames, chains)
 
     def track(
         self, frames: FrameSource, start: int, init: Mapping[int, np.ndarray], order: Sequence[int]

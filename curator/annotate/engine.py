@@ -9,13 +9,14 @@ video at shot boundaries (:func:`shot_segments`), runs backwards and forwards fr
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from curator.annotate.blend import SoftStore, blend_sides, exclusive_masks, soft_confidence
+from curator.annotate.derived import run_parallel
 from curator.annotate.frames import FrameInput, FrameSource
 from curator.annotate.masks import check_mask
 from curator.annotate.types import Keyframe, PropagatedFrame, PropagationCancelled
@@ -97,6 +98,17 @@ class BidirectionalPropagator:
 
     name: ClassVar[str] = ""
     threshold: float = 0.5
+    #: Threads that compute derived data (flow, features) ahead of tracking, when the frame source
+    #: keeps it (0: one per CPU core, at most 4; 1: none, computed lazily while tracking).
+    workers: int = 0
+
+    def derived_jobs(self, frames: FrameSource, chains: Sequence[tuple[int, Sequence[int]]]) -> list[Callable[[], object]]:
+        """Jobs that compute and keep the derived data :meth:`track` will read along ``chains``.
+
+        Each chain is ``(start, order)`` as :meth:`track` receives it; jobs whose result is already
+        kept are left out. The base class has none (a tracker without derived data).
+        """
+        return []
 
     def track(
         self, frames: FrameSource, start: int, init: Mapping[int, np.ndarray], order: Sequence[int]
@@ -155,6 +167,10 @@ class BidirectionalPropagator:
         size = source.size
         keys, objects = validate_keyframes(keyframes, n, size)
         segments = shot_segments(n, shot_ids, cross_shots)
+        if source.keeps_derived:
+            # the derived data is computed on every core first; tracking then only reads it
+            chains = plan_chains(segments, [k.index for k in keys])
+            run_parallel(self.derived_jobs(source, chains), self.workers, cancel)
         done = 0
         for segment in segments:
             seg_keys = [k for k in keys if k.index in segment]
@@ -238,6 +254,24 @@ class BidirectionalPropagator:
                 }
                 conf = {k: soft_confidence(p) for k, p in probs.items()}
             yield self._finish(t, probs, objects, conf)
+
+
+def plan_chains(segments: Sequence[range], key_indices: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """The ``(start, order)`` chains :meth:`BidirectionalPropagator.propagate` tracks, in its order."""
+    chains: list[tuple[int, list[int]]] = []
+    keyset = sorted(set(key_indices))
+    for segment in segments:
+        seg = [k for k in keyset if k in segment]
+        if not seg:
+            continue
+        chains.append((seg[0], list(range(seg[0] - 1, segment.start - 1, -1))))
+        for i, key in enumerate(seg):
+            nxt = seg[i + 1] if i + 1 < len(seg) else None
+            forward = list(range(key + 1, nxt if nxt is not None else segment.stop))
+            if nxt is not None and forward:
+                chains.append((nxt, forward[::-1]))
+            chains.append((key, forward))
+    return [(start, order) for start, order in chains if order]
 
 
 def _initial_probs(key: Keyframe, objects: Sequence[int], size: tuple[int, int]) -> dict[int, np.ndarray]:

@@ -10,8 +10,9 @@ from stealing the label). The patch-level labels are upsampled bilinearly to fra
 
 from __future__ import annotations
 
+import functools
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -90,21 +91,70 @@ class PatchFeatures:
         """The patch grid used for this video."""
         return feature_grid(frames.size, self.short_side, int(getattr(self._model(), "patch_size", 14)))
 
-    def __call__(self, frames: FrameSource, index: int) -> np.ndarray:
-        """``(rows * cols, dim)`` float32 unit-norm patch features of frame ``index``."""
+    def tag(self, frames: FrameSource) -> str:
+        """Names these features in a derived-data store: backbone, its weights, the patch grid."""
+        model = self._model()
+        return f"patch-{self.backbone_name}-{weights_id(model)}-{self.grid(frames)}"
+
+    def _memo(self, frames: FrameSource, index: int) -> tuple[Any, ...]:
+        return ("patch", self.backbone_name, self.grid(frames), index)
+
+    def _compute(self, frames: FrameSource, index: int, keep: bool) -> np.ndarray:
         model = self._model()
         grid = self.grid(frames)
-        key = ("patch", self.backbone_name, grid, index)
-        cache = frames.cache
-        if cache is not None and key in cache:
-            return np.asarray(cache[key], dtype=np.float32)
         patch = int(model.patch_size)
         tokens = model.patch_tokens([frames[index]], size=(grid[0] * patch, grid[1] * patch))[0]
         flat = tokens.reshape(grid[0] * grid[1], -1)
         flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-6)
-        if cache is not None:
-            cache[key] = flat.astype(np.float16)  # half the memory; affinities barely change
-        return flat.astype(np.float32)
+        # kept at half the memory and disk; affinities barely change
+        return flat.astype(np.float16 if keep else np.float32)
+
+    def __call__(self, frames: FrameSource, index: int) -> np.ndarray:
+        """``(rows * cols, dim)`` float32 unit-norm patch features of frame ``index``.
+
+        Kept (float16) in the frame source's cache or derived-data store when it has one.
+        """
+        if not frames.keeps_derived:
+            return self._compute(frames, index, keep=False)
+        value = frames.derived(
+            self._memo(frames, index), self.tag(frames), (index,), lambda: self._compute(frames, index, keep=True)
+        )
+        return np.asarray(value, dtype=np.float32)
+
+    def has(self, frames: FrameSource, index: int) -> bool:
+        """Whether frame ``index``'s features are already computed and kept."""
+        return frames.is_derived(self._memo(frames, index), self.tag(frames), (index,))
+
+
+def feature_jobs(
+    features: PatchFeatures, frames: FrameSource, chains: Sequence[tuple[int, Sequence[int]]]
+) -> list[Callable[[], object]]:
+    """Jobs computing the patch features of every frame on ``chains`` (each frame once)."""
+    indices = sorted({int(i) for start, order in chains for i in (start, *order)})
+    features._model()  # loaded once, before the threads
+
+    def job(index: int) -> None:
+        if not features.has(frames, index):
+            features(frames, index)
+
+    return [functools.partial(job, i) for i in indices]
+
+
+def weights_id(model: Any) -> str:
+    """A short id of a backbone's weights: its class, and its checkpoint file's name, size and mtime."""
+    import hashlib
+    import os
+
+    checkpoint = getattr(model, "checkpoint", None) or os.environ.get("CURATOR_BACKBONE_CHECKPOINT")
+    text = type(model).__qualname__
+    if checkpoint:
+        path = Path(checkpoint)
+        if path.is_file():
+            stat = path.stat()
+            text += f":{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+        else:
+            text += f":{checkpoint}"
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 @dataclass
@@ -198,6 +248,10 @@ class FeaturePropagator(BidirectionalPropagator):
         self.features = PatchFeatures(
             self.checkpoint, device=self.device, short_side=self.short_side, backbone=self.backbone
         )
+
+    def derived_jobs(self, frames: FrameSource, chains: Sequence[tuple[int, Sequence[int]]]) -> list[Callable[[], object]]:
+        """Patch features of every frame on ``chains``."""
+        return feature_jobs(self.features, frames, chains)
 
     def track(
         self, frames: FrameSource, start: int, init: Mapping[int, np.ndarray], order: Sequence[int]

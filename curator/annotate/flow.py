@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,7 +58,13 @@ class FlowField:
             raise ValueError(f"patch_stride must be >= 1 or None, got {self.patch_stride!r}")
         if self.refinement_iterations is not None and self.refinement_iterations < 0:
             raise ValueError(f"refinement_iterations must be >= 0 or None, got {self.refinement_iterations!r}")
-        self._dis: Any = None
+        # one DIS instance per thread: flows of a video are computed on several threads at once
+        self._local = threading.local()
+
+    def tag(self) -> str:
+        """Names this flow's method and settings in a derived-data store (OpenCV's version too)."""
+        dis = (self.finest_scale, self.patch_stride, self.refinement_iterations)
+        return f"flow-{self.method}-{self.preset}-{self.scale}-{dis}-cv{cv2.__version__}"
 
     def _gray(self, frames: FrameSource, index: int) -> np.ndarray:
         gray = cv2.cvtColor(frames[index], cv2.COLOR_RGB2GRAY)
@@ -66,29 +74,38 @@ class FlowField:
 
     def _compute(self, target: np.ndarray, source: np.ndarray) -> np.ndarray:
         if self.method == "dis":
-            if self._dis is None:
-                self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])  # type: ignore[attr-defined]
+            dis = getattr(self._local, "dis", None)
+            if dis is None:
+                dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])  # type: ignore[attr-defined]
                 if self.finest_scale is not None:
-                    self._dis.setFinestScale(int(self.finest_scale))
+                    dis.setFinestScale(int(self.finest_scale))
                 if self.patch_stride is not None:
-                    self._dis.setPatchStride(int(self.patch_stride))
+                    dis.setPatchStride(int(self.patch_stride))
                 if self.refinement_iterations is not None:
-                    self._dis.setVariationalRefinementIterations(int(self.refinement_iterations))
-            return np.asarray(self._dis.calc(target, source, None))
+                    dis.setVariationalRefinementIterations(int(self.refinement_iterations))
+                self._local.dis = dis
+            return np.asarray(dis.calc(target, source, None))
         farneback: Any = cv2.calcOpticalFlowFarneback  # the stubs reject flow=None, which OpenCV accepts
         return np.asarray(farneback(target, source, None, 0.5, 4, 21, 3, 7, 1.5, 0))
 
-    def flow(self, frames: FrameSource, target: int, source: int) -> np.ndarray:
-        """Flow on the scaled grid such that ``target(x) ~ source(x + flow(x))``, cached on the source."""
+    def _memo(self, target: int, source: int) -> tuple[Any, ...]:
         dis = (self.finest_scale, self.patch_stride, self.refinement_iterations)
-        key = ("flow", self.method, self.preset, self.scale, dis, target, source)
-        cache = frames.cache
-        if cache is not None and key in cache:
-            return cache[key]  # type: ignore[no-any-return]
-        out = self._compute(self._gray(frames, target), self._gray(frames, source)).astype(np.float16)
-        if cache is not None:
-            cache[key] = out
-        return out
+        return ("flow", self.method, self.preset, self.scale, dis, target, source)
+
+    def flow(self, frames: FrameSource, target: int, source: int) -> np.ndarray:
+        """Flow on the scaled grid such that ``target(x) ~ source(x + flow(x))``.
+
+        Kept (float16) in the frame source's cache or derived-data store when it has one.
+        """
+
+        def compute() -> np.ndarray:
+            return self._compute(self._gray(frames, target), self._gray(frames, source)).astype(np.float16)
+
+        return frames.derived(self._memo(target, source), self.tag(), (target, source), compute)
+
+    def has_flow(self, frames: FrameSource, target: int, source: int) -> bool:
+        """Whether :meth:`flow` would find this flow already computed."""
+        return frames.is_derived(self._memo(target, source), self.tag(), (target, source))
 
     def _full(self, frames: FrameSource, target: int, source: int) -> np.ndarray:
         height, width = frames.size
@@ -102,8 +119,7 @@ class FlowField:
         """Full-resolution ``(map_x, map_y)`` that pull ``source`` pixels onto ``target``."""
         height, width = frames.size
         flow = self._full(frames, target, source)
-        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        return grid_x + flow[..., 0], grid_y + flow[..., 1]
+        return flow[..., 0] + np.arange(width, dtype=np.float32), flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
 
     def visible(
         self, frames: FrameSource, target: int, source: int, maps: tuple[np.ndarray, np.ndarray]
@@ -119,6 +135,29 @@ class FlowField:
         total = backward + forward
         bound = 0.01 * ((backward**2).sum(-1) + (forward**2).sum(-1)) + 0.5
         return np.asarray((total**2).sum(-1) < bound)
+
+
+def flow_jobs(
+    field: FlowField, frames: FrameSource, chains: Sequence[tuple[int, Sequence[int]]], both: bool = False
+) -> list[Callable[[], object]]:
+    """Jobs computing the flow of every step ``previous -> t`` of ``chains`` (each pair once).
+
+    With ``both``, also the reverse flow of each step (the forward-backward occlusion check).
+    """
+    pairs: dict[tuple[int, int], None] = {}
+    for start, order in chains:
+        previous = start
+        for t in order:
+            pairs[(int(t), int(previous))] = None
+            if both:
+                pairs[(int(previous), int(t))] = None
+            previous = t
+
+    def job(target: int, source: int) -> None:
+        if not field.has_flow(frames, target, source):
+            field.flow(frames, target, source)
+
+    return [functools.partial(job, t, s) for t, s in pairs]
 
 
 def warp(prob: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -163,6 +202,10 @@ class FlowPropagator(BidirectionalPropagator):
 
     def __post_init__(self) -> None:
         self.field = FlowField(self.method, self.preset, self.scale, self.finest_scale)
+
+    def derived_jobs(self, frames: FrameSource, chains: Sequence[tuple[int, Sequence[int]]]) -> list[Callable[[], object]]:
+        """The flow of every step of ``chains`` (both ways with the occlusion check)."""
+        return flow_jobs(self.field, frames, chains, both=self.occlusion_check)
 
     def track(
         self, frames: FrameSource, start: int, init: Mapping[int, np.ndarray], order: Sequence[int]

@@ -81,6 +81,37 @@ def bench_ingest(
     typer.echo(json.dumps(report, indent=2))
 
 
+@bench_app.command("embed")
+def bench_embed(
+    davis: DavisOpt,
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")] = Path("bench-out/embed.json"),
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="DINOv2 ViT-S/14 weights (default: the settings').")
+    ] = None,
+    turns: Annotated[int, typer.Option(help="Timed turns, each fp32 then int8 on the same frames.", min=1)] = 5,
+    turn_frames: Annotated[int, typer.Option(help="Frames per timed turn.", min=2)] = 48,
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated selectors whose picks are compared.")
+    ] = ",".join(("kcenter", "probcover", "typicality", "hybrid", "temporal", "curator")),
+    budgets: Annotated[str, typer.Option(help="Comma-separated keyframe budgets per sequence.")] = "2,8",
+    sequences: SequencesOpt = None,
+) -> None:
+    """DINOv2 embedding on this CPU: FLOPs per frame and the fp32 GEMM rate (the ceiling), eager fp32
+    against the int8 ONNX Runtime embedder (``dinov2_vits14_int8``) turn by turn, and how faithful the
+    int8 embeddings are (cosine on every DAVIS frame; the keyframes each selector picks with either)."""
+    bench = benchmark("embed")
+    weights = checkpoint or load_settings().backbone_checkpoint
+    if not weights:
+        raise fail("the embedding benchmark needs DINOv2 weights: pass --checkpoint or set CURATOR_BACKBONE_CHECKPOINT")
+    with user_errors():
+        report = bench.bench_embed(
+            davis, weights, turns=turns, turn_frames=turn_frames, strategies=_names(strategies),
+            budgets=_ints(budgets, "--budgets"), sequences=_names(sequences) if sequences else None,
+        )
+    _write(out, report)
+    typer.echo(json.dumps(report, indent=2))
+
+
 @bench_app.command("api")
 def bench_api(
     out: Annotated[Path, typer.Option("--out", help="JSON report path.")],
@@ -119,6 +150,13 @@ def bench_keyframes(
     cache_dir: Annotated[
         Path | None, typer.Option("--cache-dir", help="Reuse per-sequence patch features across runs.")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Processes running sequences at once (0: one per CPU core).", min=0)
+    ] = 0,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="A checkout of another commit to run the same benchmark with, for a speed ratio."),
+    ] = None,
 ) -> None:
     """J&F of propagated masks against the number of keyframes picked by each strategy (DAVIS)."""
     from curator.annotate import DEFAULT_CPU_PROPAGATOR
@@ -144,6 +182,8 @@ def bench_keyframes(
                 seed=seed,
                 log=typer.echo,
                 cache_dir=cache_dir,
+                workers=workers,
+                baseline=baseline,
             )
     except (SAM2WeightsError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
@@ -155,6 +195,43 @@ def bench_keyframes(
         f"{report['propagator']}: {report['cold_seconds_per_frame']:.3f} s/frame cold, "
         f"{report['seconds_per_frame']:.3f} s/frame with cached flow/features; wrote {out} and {plot}"
     )
+    if report.get("speedup") is not None:
+        typer.echo(
+            f"{report['wall_seconds']:.1f} s against {report['baseline']['wall_seconds']:.1f} s for {baseline}: "
+            f"{report['speedup']:.2f}x, largest J&F difference {report['max_abs_JF_diff']:.4f}"
+        )
+
+
+@bench_app.command("round")
+def bench_round(
+    davis: DavisOpt,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="DINOv2 weights (propagator and proxy).")],
+    out: Annotated[Path, typer.Option("--out", help="JSON report path.")] = Path("bench-out/round.json"),
+    sequences: SequencesOpt = None,
+    max_sequences: Annotated[int | None, typer.Option("--max-sequences", help="Keep the first N sequences.", min=1)] = None,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", help="Cut sequences to N frames.", min=2)] = None,
+    keyframes: Annotated[int, typer.Option(help="Uniform human keyframes per video.", min=1)] = 4,
+    steps: Annotated[int, typer.Option(help="Proxy training steps.", min=1)] = 100,
+    short_side: Annotated[int, typer.Option("--short-side", help="Short side of the proxy's patch features.")] = 224,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="A checkout of another commit to run the same round with, for a speed ratio."),
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Rounds in a row, one more keyframe per video each.", min=1)] = 1,
+) -> None:
+    """A cold retrain round over DAVIS sequences (and later ones): seconds per stage, proxy metrics, peak RSS."""
+    bench = benchmark("round")
+    try:
+        with user_errors():
+            report = bench.run_round_bench(
+                davis, checkpoint, sequences=_sequences(sequences), max_sequences=max_sequences,
+                max_frames=max_frames, keyframes=keyframes, steps=steps, short_side=short_side, baseline=baseline,
+                rounds=rounds,
+            )
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    _write(out, report)
+    typer.echo(json.dumps({k: report[k] for k in ("current", "baseline", "speedup")}, indent=2))
 
 
 def _loop_options(checkpoint: str | None, selector_params: str | None, steps: int | None) -> tuple[str, dict[str, Any], Any]:
@@ -575,26 +652,45 @@ def bench_scale(
     clips: Annotated[int, typer.Option(help="Clips cut from the bundled sample when no --video is given.", min=1)] = 4,
     clip_frames: Annotated[int, typer.Option(help="Frames per clip (the sample has 250; clips wrap around).", min=2)] = 250,
     max_side: Annotated[int, typer.Option(help="Stored frames' longer side.", min=16)] = 320,
-    repeats: Annotated[int, typer.Option(help="Timed runs of each worker count, taking turns (median).", min=1)] = 5,
+    repeats: Annotated[
+        int, typer.Option(help="Timed runs of each worker count and of each replica count, taking turns (median).", min=1)
+    ] = 5,
+    parts: Annotated[
+        str, typer.Option(help="Comma-separated parts to run: ray (Ray workers), replicas (API replicas on PostgreSQL).")
+    ] = "ray,replicas",
+    clients: Annotated[int, typer.Option(help="Client processes of the replicas part.", min=1)] = 8,
+    replica_seconds: Annotated[float, typer.Option(help="Seconds of each run of the replicas part.", min=0.5)] = 10.0,
     netns: Annotated[
         bool,
         typer.Option(
             "--netns/--no-netns",
-            help="Run in a loopback-only network namespace (unshare; Ray then sees 127.0.0.1 only).",
+            help="Run the ray part in a loopback-only network namespace (unshare; Ray then sees 127.0.0.1 "
+            "only). The replicas part listens on 127.0.0.1 and needs none: alone, it never re-runs.",
         ),
     ] = True,
 ) -> None:
-    """Frames/s of ingest+embed and of propagation on a local Ray cluster with 1 and 2 workers, and
-    their ratio (``{"ray": {"workers_1_fps", "workers_2_fps", ...}}``)."""
+    """Frames/s of ingest+embed and of propagation on a local Ray cluster with 1 and 2 workers
+    (``{"ray": {"workers_1_fps", "workers_2_fps", "ratio", ...}}``), and claim+submit cycles/s of the
+    REST queue with 1 and 2 ``curator serve`` replicas sharing one throwaway PostgreSQL database, with
+    p50/p99 latency, errors and a check that no task was leased twice
+    (``{"replicas": {"1_cycles_per_s", "2_cycles_per_s", "ratio", "double_leases", ...}}``). On one
+    machine the replicas, their clients and PostgreSQL share the cores: the replicas' ratio shows that
+    replicas do not slow each other and lose nothing, not what more machines would add.
+    """
     import subprocess
 
     bench = benchmark("scale")
     counts = _ints(workers, "--workers")
+    chosen = _names(parts)
+    unknown = [p for p in chosen if p not in bench.PARTS]
+    if unknown or not chosen:
+        raise fail(f"--parts: unknown part(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(bench.PARTS)}")
     out = out.resolve()
-    if netns and not bench.loopback_only():
+    if netns and "ray" in chosen and not bench.loopback_only():
         argv = [sys.executable, "-m", "curator", "bench", "scale", "--out", str(out), "--workers", workers,
                 "--clips", str(clips), "--clip-frames", str(clip_frames), "--max-side", str(max_side),
-                "--repeats", str(repeats), "--no-netns"]
+                "--repeats", str(repeats), "--parts", ",".join(chosen), "--clients", str(clients),
+                "--replica-seconds", str(replica_seconds), "--no-netns"]
         for video in videos or []:
             argv += ["--video", str(video.resolve())]
         try:
@@ -606,7 +702,7 @@ def bench_scale(
     with user_errors():
         report = bench.run_scale(
             out.parent, workers=counts, videos=videos, clips=clips, clip_frames=clip_frames, max_side=max_side,
-            repeats=repeats,
+            repeats=repeats, parts=chosen, clients=clients, replica_seconds=replica_seconds,
         )
     _write(out, report)
     typer.echo(json.dumps(report, indent=2))

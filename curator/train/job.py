@@ -44,8 +44,37 @@ def patch_features(checkpoint: str | None, device: str, short_side: int) -> Any:
         return _FEATURES[key]
 
 
+def derived_store(workspace: Workspace) -> Any:
+    """The workspace's :class:`~curator.annotate.derived.DerivedStore` (``<blobs>/derived-cache``)."""
+    from curator.annotate.derived import CACHE_DIR, DerivedStore
+
+    return DerivedStore(workspace.blobs.path(CACHE_DIR))
+
+
+def sweep_derived(workspace: Workspace) -> None:
+    """Keep the derived-data store within the ``derived_cache_gb`` setting (least recently used out)."""
+    from curator.annotate.derived import CACHE_DIR, sweep
+
+    sweep(workspace.blobs.path(CACHE_DIR), int(workspace.settings.derived_cache_gb * 1e9))
+
+
+def frame_store_key(content_hash: str | None, path: Path) -> str:
+    """A stored frame's identity in the derived-data store: the hash of its pixels taken at ingest
+    (the same in every process and project), else its file, size and modification time. Either is
+    cheaper than hashing the decoded image, and changes when the frame does."""
+    if content_hash:
+        return f"frame:{content_hash}"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return f"missing:{path}"
+    return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
-    """The project's videos as :class:`VideoState` (JPEGs read on demand, features cached per job)."""
+    """The project's videos as :class:`VideoState`: JPEGs read on demand, and flow and patch features
+    read from (and written to) the workspace's derived-data store, so memory stays flat in project
+    size and a later round reuses what this one computed."""
 
     from curator.annotate.frames import FrameSource
     from curator.annotate.masks import decode_rle
@@ -53,7 +82,7 @@ def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
     with workspace.db.session() as session:
         video_ids = session.scalars(select(Video.id).where(Video.project_id == project_id).order_by(Video.id)).all()
         rows = session.execute(
-            select(Frame.id, Frame.video_id, Frame.blob_path, Frame.shot_id)
+            select(Frame.id, Frame.video_id, Frame.blob_path, Frame.shot_id, Frame.content_hash)
             .join(Video, Video.id == Frame.video_id)
             .where(Video.project_id == project_id)
             .order_by(Frame.video_id, Frame.frame_index)
@@ -71,6 +100,7 @@ def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
     for frame_id, object_id, rle in human:
         labels.setdefault(int(frame_id), {})[int(object_id)] = decode_rle(rle)
     out = []
+    store = derived_store(workspace)
     for video_id, frames in by_video.items():
         if not frames:
             continue
@@ -85,7 +115,8 @@ def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
         ids = np.array([f.id for f in frames], dtype=np.int64)
         shots = np.array([f.shot_id if f.shot_id is not None else -1 for f in frames], dtype=np.int64)
         human_idx = {i: labels[int(f)] for i, f in enumerate(ids.tolist()) if int(f) in labels}
-        out.append(VideoState(int(video_id), FrameSource(load, num_frames=len(frames), cache=True), ids, shots, human_idx))
+        source = FrameSource(load, num_frames=len(frames), store=store, keys=[frame_store_key(f.content_hash, p) for f, p in zip(frames, paths, strict=True)])
+        out.append(VideoState(int(video_id), source, ids, shots, human_idx))
     return out
 
 
@@ -250,6 +281,9 @@ def run_project_round(
         start = time.perf_counter()
         picks = _select_next(workspace, project_id, tools.selector, budget, seed, params)
         timings["select"] = time.perf_counter() - start
+        start = time.perf_counter()
+        sweep_derived(workspace)
+        timings["sweep"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - started
         metrics = dict(result.metrics)
         set_round_state(workspace, round_id, "succeeded", metrics=metrics, timings=timings,

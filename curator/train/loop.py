@@ -21,6 +21,7 @@ memory together.
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from curator.annotate.derived import DerivedPool
 from curator.annotate.frames import FrameSource
 from curator.annotate.masks import labels_to_masks, masks_to_labels
 from curator.annotate.types import Keyframe
@@ -80,6 +82,8 @@ class RoundConfig:
         top_fraction: Share of hardest pixels in the ``_top`` scores.
         mc_samples: MC-dropout passes for ``mc_disagreement`` (0 skips it).
         chunk: Frames per inference batch.
+        workers: Threads computing derived data (flow, patch features) ahead of the stages that read
+            it, for videos whose frame source keeps it (0: one per core, at most 4).
     """
 
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
@@ -91,6 +95,7 @@ class RoundConfig:
     top_fraction: float = 0.05
     mc_samples: int = 0
     chunk: int = 16
+    workers: int = 0
 
 
 @dataclass
@@ -200,13 +205,16 @@ def run_round(
         if progress is not None:
             progress(stage, done, total)
 
-    # 1. propagate
+    # 1. propagate, while threads compute the derived data of the next videos and then the proxy's
+    # patch features of every frame (read by training and scoring)
     start = time.perf_counter()
-    propagated = _propagate(videos, propagator, report, cancel)
-    timings["propagate"] = time.perf_counter() - start
+    with DerivedPool(cfg.workers, cancel) as pool:
+        propagated, feature_futures = _propagate(videos, propagator, features, pool, report, cancel)
+        timings["propagate"] = time.perf_counter() - start
 
-    # 2. training set: human frames (minus a seeded holdout) and confident propagated frames
-    start = time.perf_counter()
+        # 2. training set: human frames (minus a seeded holdout) and confident propagated frames
+        start = time.perf_counter()
+        pool.wait(feature_futures)
     train_human, holdout = _split_holdout(videos, cfg)
     cands = _training_candidates(propagated, cfg)
     samples, train_ids = _training_samples(videos, train_human, cands, propagated, features, cfg, report, cancel)
@@ -246,18 +254,57 @@ def run_round(
     return RoundResult(model, metrics, timings, all_scores, train_ids, [int(v.frame_ids[i]) for v, i in holdout])
 
 
+def _derived_jobs(propagator: Any, video: VideoState, keys: Sequence[Keyframe]) -> list[Callable[[], object]]:
+    """The propagator's derived-data jobs for ``video`` (none when its frames keep nothing)."""
+    from curator.annotate.engine import plan_chains, shot_segments
+
+    jobs_of = getattr(propagator, "derived_jobs", None)
+    if jobs_of is None or not video.source.keeps_derived:
+        return []
+    segments = shot_segments(len(video), video.shot_ids, False)
+    jobs: list[Callable[[], object]] = jobs_of(video.source, plan_chains(segments, [k.index for k in keys]))
+    return jobs
+
+
+def _feature_jobs(features: Any, video: VideoState) -> list[Callable[[], object]]:
+    """Jobs computing the proxy's patch features of every frame of ``video`` (when its frames keep them)."""
+    if not video.source.keeps_derived:
+        return []
+    has = getattr(features, "has", None)
+
+    def job(i: int) -> None:
+        if has is None or not has(video.source, i):
+            features(video.source, i)
+
+    return [functools.partial(job, i) for i in range(len(video))]
+
+
 def _propagate(
-    videos: Sequence[VideoState], propagator: Any, report: ProgressCallback, cancel: CancelCheck | None
-) -> _Propagated:
-    """Step 1: propagate every video's human masks; keep the other frames' labels packed."""
+    videos: Sequence[VideoState],
+    propagator: Any,
+    features: Any,
+    pool: DerivedPool,
+    report: ProgressCallback,
+    cancel: CancelCheck | None,
+) -> tuple[_Propagated, list[Any]]:
+    """Step 1: propagate every video's human masks; keep the other frames' labels packed.
+
+    Every video's derived data is queued on ``pool`` first, so its threads compute the next videos'
+    while this thread tracks the current one; the proxy's patch features of every frame are queued
+    after them. Returns the packed labels and the futures of those feature jobs.
+    """
     propagated: _Propagated = {}
     total = sum(len(v) for v in videos if v.human)
     done = 0
+    plans = []
     for video in videos:
         keys = [Keyframe(i, {k: m for k, m in masks.items() if m.any()}) for i, masks in sorted(video.human.items())]
         keys = [k for k in keys if k.masks]
-        if not keys:
-            continue
+        if keys:
+            plans.append((video, keys, pool.submit(_derived_jobs(propagator, video, keys))))
+    feature_futures = pool.submit([job for video in videos for job in _feature_jobs(features, video)])
+    for video, keys, futures in plans:
+        pool.wait(futures)
         shape = video.source.size
         for frame in propagator.propagate(video.source, keys, shot_ids=video.shot_ids, cancel=cancel):
             done += 1
@@ -265,7 +312,7 @@ def _propagate(
                 continue
             propagated[(video.key, frame.index)] = (_Packed(_labels(frame.masks, shape)), float(frame.frame_confidence))
             report("propagate", done, total)
-    return propagated
+    return propagated, feature_futures
 
 
 def _split_holdout(
