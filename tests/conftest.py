@@ -37,15 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pg_server(request: pytest.FixtureRequest) -> Iterator[object]:
     """A throwaway PostgreSQL server on loopback (:class:`tests.pg.PostgresServer`), for this process.
     Without PostgreSQL's binaries the test is skipped, loudly; under CI it fails."""
-    from tests.pg import PostgresServer, find_bin
+    from tests.pg import PostgresServer, require_postgres
 
-    bindir = find_bin()
-    if bindir is None or not (bindir / "initdb").exists():
-        message = "PostgreSQL's binaries were not found (apt-get install postgresql, or set CURATOR_PG_BIN)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    server = PostgresServer(bindir).start()
+    server = PostgresServer(require_postgres()).start()
     yield server
     server.stop()
 

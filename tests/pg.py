@@ -12,6 +12,22 @@ every server a test starts) reads. ``make test`` runs the suite on SQLite and th
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+
 from benchmarks.pgserver import PG_BIN_ENV, PostgresServer, find_bin, free_port
 
-__all__ = ["PG_BIN_ENV", "PostgresServer", "find_bin", "free_port"]
+__all__ = ["PG_BIN_ENV", "PostgresServer", "find_bin", "free_port", "require_postgres"]
+
+
+def require_postgres() -> Path:
+    """PostgreSQL's binary folder; without one the test is skipped, loudly, and under CI it fails."""
+    bindir = find_bin()
+    if bindir is None or not (bindir / "initdb").exists():
+        message = "PostgreSQL's binaries were not found (apt-get install postgresql, or set CURATOR_PG_BIN)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return bindir

@@ -11,18 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 import benchmarks.scale
-from benchmarks.pgserver import find_bin
 from curator.cli import app
-
-
-def _require_postgres() -> None:
-    """As the ``pg_server`` fixture: without PostgreSQL's binaries skip loudly, or fail under CI."""
-    bindir = find_bin()
-    if bindir is None or not (bindir / "initdb").exists():
-        message = "PostgreSQL's binaries were not found (apt-get install postgresql, or set CURATOR_PG_BIN)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+from tests.pg import require_postgres
 
 
 def test_unknown_part_is_a_usage_error(tmp_path: Path) -> None:
@@ -34,7 +24,7 @@ def test_unknown_part_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_replicas_part_reports_both_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _require_postgres()
+    require_postgres()
 
     def no_netns(argv: object) -> list[str]:
         raise AssertionError("the replicas part alone must not re-run in a network namespace")

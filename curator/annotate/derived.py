@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -78,16 +78,11 @@ class DerivedStore:
 
     def put(self, tag: str, keys: Sequence[str], array: np.ndarray) -> Path:
         """Store ``array`` (atomically: a temp file renamed into place)."""
-        path = self.path(tag, keys)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:  # a full disk, say: no half-written temp file stays behind
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from curator.store.blobs import write_file_atomic
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        path = write_file_atomic(self.path(tag, keys), buffer.getvalue())
         self.writes += 1
         return path
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import zipfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from curator.store.blobs import write_file_atomic
 
 #: Folder under the workspace's blobs holding every segmenter's encodings.
 CACHE_DIR = "segment-cache"
@@ -90,14 +90,7 @@ class EncodingStore:
         buffer = io.BytesIO()
         contiguous: dict[str, Any] = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
         np.savez(buffer, **contiguous)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(buffer.getvalue())
-            os.replace(tmp, path)
-        except BaseException:  # a full disk, say: no half-written temp file stays behind
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_file_atomic(path, buffer.getvalue())
         self.writes += 1
         return path
 

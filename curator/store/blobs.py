@@ -82,14 +82,19 @@ class BlobStore:
 
     def write_bytes_atomic(self, relative: str | Path, data: bytes) -> Path:
         """Write ``data`` to a temp file and rename it into place, so readers never see half a file."""
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        except BaseException:  # a full disk, say: no half-written temp file stays behind
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return write_file_atomic(self.path(relative), data)
+
+
+def write_file_atomic(target: Path, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``target`` and rename it into place (parents created), so
+    readers in any process see the old file or the whole new one, never half of one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:  # a full disk, say: no half-written temp file stays behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
