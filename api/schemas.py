@@ -347,11 +347,16 @@ class QueuePublic(BaseModel):
 
 
 class PropagateRequest(BaseModel):
-    """Propagate a video's human masks to all its frames (or only between keyframes with ``scope=between``)."""
+    """Propagate a video's human masks to all its frames (or only between keyframes with ``scope=between``);
+    without ``video_id``, every video of the project that has human masks, one part per video."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"video_id": 1}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"video_id": 1}, {}]})
 
-    video_id: int = Field(ge=1, le=2**62)
+    video_id: int | None = Field(
+        default=None, ge=1, le=2**62,
+        description="The video; omitted, every video with human masks (split per video, on a Ray cluster under "
+        "`curator worker --ray`).",
+    )
     propagator: str | None = Field(
         default=None, max_length=100, examples=["flow"],
         description="Propagator; default the server's (`auto`: flow+feature with DINOv2 weights, else flow).",

@@ -100,6 +100,12 @@ def test_full_path_over_http(tmp_path: Path) -> None:
         # the default scope is the whole video: every stored frame but the 8 keyframes
         assert propagated_frames == n_frames - 8
         assert client.get(f"/projects/{pid}/queue", headers=admin).json()["done"] == 8
+        # the whole project at once: one part per video with human masks, the same frames again
+        r = client.post(f"/projects/{pid}/propagate", json={}, headers=admin)
+        assert r.status_code == 202, r.text
+        whole = wait_job(client, r.json()["id"], admin, timeout=120)
+        assert whole["state"] == "succeeded", whole
+        assert whole["result"]["frames"] == propagated_frames and len(whole["result"]["videos"]) == 1
 
         # a frame between keyframes now has a pre-annotation with confidence
         first, last = tasks[0]["frame_index"], tasks[-1]["frame_index"]

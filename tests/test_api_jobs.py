@@ -102,6 +102,8 @@ def test_failed_job_has_a_code_and_unknown_ids_are_404(tmp_path: Path) -> None:
         assert client.post("/jobs/999/cancel", headers=admin).status_code == 404
         r = client.post(f"/projects/{project_id}/propagate", json={"video_id": 999}, headers=admin)
         assert r.status_code == 404
+        r = client.post(f"/projects/{project_id}/propagate", json={}, headers=admin)
+        assert r.status_code == 409 and r.json()["code"] == "no_keyframes", r.text
         # propagating a video with no human masks fails with a code, storing nothing
         video_id = client.get(f"/projects/{project_id}/videos", headers=admin).json()[0]["id"]
         r = client.post(f"/projects/{project_id}/propagate", json={"video_id": video_id}, headers=admin)
