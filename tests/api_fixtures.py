@@ -154,8 +154,9 @@ def free_port() -> int:
 
 
 def spawn_server(home: Path, log: Path | None = None, port: int | None = None) -> tuple[Any, str]:
-    """``curator serve --home HOME`` in a subprocess on loopback (classic backbone, small frames);
-    returns the process and its URL without waiting for it (see :func:`wait_healthy`)."""
+    """``curator serve --home HOME`` in a subprocess on loopback (classic backbone, small frames, no
+    segmenter preload); returns the process and its URL without waiting for it (see
+    :func:`wait_healthy`)."""
     import os
     import subprocess
     import sys
@@ -163,7 +164,12 @@ def spawn_server(home: Path, log: Path | None = None, port: int | None = None) -
     port = port or free_port()
     script = Path(sys.executable).parent / "curator"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "curator"]
-    env = {**os.environ, "CURATOR_BACKBONE": "classic", "CURATOR_MAX_SIDE": "320", "CURATOR_DEVICE": "cpu"}
+    # no click-to-segment preload: its imports (torch, hundreds of MB) would land in the middle of
+    # what tests measure of the server, as they do for make_settings' in-process apps
+    env = {
+        **os.environ, "CURATOR_BACKBONE": "classic", "CURATOR_MAX_SIDE": "320", "CURATOR_DEVICE": "cpu",
+        "CURATOR_SEGMENT_WARM": "false",
+    }
     out = log.open("ab") if log is not None else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
