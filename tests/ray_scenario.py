@@ -26,11 +26,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.scale import (  # noqa: E402  (the checkout goes on sys.path first)
-    SAMPLE,
     LocalRayCluster,
     dump_project,
     label_shot_starts,
     loopback_only,
+    make_clips,
     run_job,
     wait_for_cpus,
 )
@@ -145,7 +145,9 @@ def main() -> int:
                 nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
                 ray.shutdown()
                 dump = run_scenario(workspace, args.clips)
-                dump["cancel"] = cancel_check(workspace, SAMPLE)
+                # a clip long enough that the cancel lands mid-ingest even on an idle machine
+                long_clip = make_clips(args.home.with_name("cancel-clip"), 1, 1500, width=640)[0]
+                dump["cancel"] = cancel_check(workspace, long_clip)
                 dump["ray_nodes"] = nodes
             finally:
                 worker.send_signal(signal.SIGTERM)
