@@ -70,7 +70,14 @@ def run_scenario(workspace: Workspace, clips: list[Path], submit: object = None)
     label_shot_starts(workspace, project_id)
     propagate, _ = run_job(workspace, "propagate", project_id, {"propagator": "flow"}, submit=submit)  # type: ignore[arg-type]
     dump = dump_project(workspace, project_id)
-    for result in (ingest, propagate):  # video ids depend on the order videos were stored
+    from curator.store.models import Video
+
+    with workspace.db.session() as session:
+        names = {int(v.id): str(v.filename) for v in session.query(Video).filter(Video.project_id == project_id)}
+    # video ids (and so the propagate job's order, by id) depend on the order the parallel ingest
+    # stored the videos: list the parts by file name instead
+    propagate["videos"] = sorted(propagate.get("videos", []), key=lambda v: names[int(v["video_id"])])
+    for result in (ingest, propagate):
         for video in result.get("videos", []):
             video.pop("video_id", None)
     dump["results"] = {"ingest": ingest, "propagate": propagate}
