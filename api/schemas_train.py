@@ -27,6 +27,10 @@ class RoundCreate(BaseModel):
     dense_min_confidence: float | None = Field(default=None, ge=0, le=1)
     holdout_fraction: float | None = Field(default=None, ge=0, le=0.9)
     mc_samples: int | None = Field(default=None, ge=0, le=64)
+    part_frames: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="Frames per scoring part (a Ray task under `curator worker --ray`); default 512.",
+    )
 
 
 class RoundPublic(BaseModel):

@@ -3,7 +3,8 @@
 ``python tests/ray_scenario.py --out OUT.json --home HOME [--pg BINDIR] CLIP...`` starts a Ray head
 and one worker node on 127.0.0.1 (:class:`benchmarks.scale.LocalRayCluster`), a real
 ``curator worker --ray ADDRESS`` process, then queues an ingest job of the clips (one Ray task per
-clip) and a propagate job over the project (one task per video), and writes what the project holds
+clip), a propagate job over the project (one task per video) and, with ``--dinov2 WEIGHTS``, a round
+(its propagation one task per video, its scoring one per half video), and writes what the project holds
 (:func:`benchmarks.scale.dump_project`) with the jobs' results to OUT.json. It then checks that a
 cancel reaches the Ray tasks: an ingest of a longer clip is cancelled once its progress shows in the
 job row, and nothing of it is stored. With ``--pg``, the database is a PostgreSQL server started here,
@@ -50,15 +51,25 @@ SCENARIO_ENV = {
 }
 
 
-def scenario_settings(home: Path, database_url: str = "") -> Settings:
-    """The scenario's settings with ``home`` and ``database_url`` (empty: SQLite under ``home``)."""
+#: The round the scenario runs when DINOv2 weights are given: 30-frame videos cut into two
+#: scoring parts each.
+ROUND_PARAMS = {"steps": 6, "short_side": 56, "propagator": "flow", "budget": 3, "seed": 3, "part_frames": 16}
+
+
+def scenario_settings(home: Path, database_url: str = "", dinov2: Path | None = None) -> Settings:
+    """The scenario's settings with ``home``, ``database_url`` (empty: SQLite under ``home``) and
+    the DINOv2 weights a round needs (``None``: no round)."""
     values = {k[len("CURATOR_") :].lower(): v for k, v in SCENARIO_ENV.items()}
+    if dinov2 is not None:
+        values["backbone_checkpoint"] = str(dinov2)
     return load_settings(None, home=home, database_url=database_url, **values)
 
 
 def run_scenario(workspace: Workspace, clips: list[Path], submit: object = None) -> dict[str, object]:
-    """Ingest ``clips`` into project ``ray``, give each shot a human mask, propagate the project;
-    returns the project's dump with the jobs' results (``submit``: a local runner's, else a worker polls)."""
+    """Ingest ``clips`` into project ``ray``, give each shot a human mask, propagate the project,
+    then (with DINOv2 weights in the settings) run a round; returns the project's dump with the
+    jobs' results and, under ``round``, the labels and metrics the round left (``submit``: a local
+    runner's, else a worker polls)."""
     from curator.store import repo
 
     with workspace.db.session() as session:
@@ -81,6 +92,10 @@ def run_scenario(workspace: Workspace, clips: list[Path], submit: object = None)
         for video in result.get("videos", []):
             video.pop("video_id", None)
     dump["results"] = {"ingest": ingest, "propagate": propagate}
+    if workspace.settings.backbone_checkpoint:
+        done, _ = run_job(workspace, "round", project_id, dict(ROUND_PARAMS), submit=submit)  # type: ignore[arg-type]
+        after = dump_project(workspace, project_id)
+        dump["round"] = {"masks": after["masks"], "metrics": done["metrics"]}
     return dump
 
 
@@ -124,6 +139,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--pg", type=Path, default=None, help="PostgreSQL binaries: start a server here")
+    parser.add_argument("--dinov2", type=Path, default=None, help="DINOv2 weights: run a round too")
     parser.add_argument("clips", type=Path, nargs="+")
     args = parser.parse_args()
     if not loopback_only():
@@ -134,10 +150,12 @@ def main() -> int:
 
         pg = PostgresServer(args.pg).start()
     database_url = pg.create_database("ray") if pg is not None else ""
-    settings = scenario_settings(args.home, database_url)
+    settings = scenario_settings(args.home, database_url, args.dinov2)
     workspace = Workspace(settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CURATOR_")}
     env.update(SCENARIO_ENV, CURATOR_HOME=str(args.home), CURATOR_DATABASE_URL=database_url)
+    if args.dinov2 is not None:
+        env["CURATOR_BACKBONE_CHECKPOINT"] = str(args.dinov2)
     started = time.perf_counter()
     try:
         with LocalRayCluster() as cluster:

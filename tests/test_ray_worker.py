@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 
 from benchmarks.scale import make_clips, netns_command
+from conftest import DINOV2_CHECKPOINT
+from curator.annotate.masks import decode_rle
 from tests.ray_scenario import run_scenario, scenario_settings
 
 pytestmark = pytest.mark.slow
@@ -51,12 +53,12 @@ def _require_cluster_tools() -> None:
         pytest.skip(message)
 
 
-def _local_run(home: Path, clips: list[Path]) -> dict[str, Any]:
+def _local_run(home: Path, clips: list[Path], dinov2: Path | None) -> dict[str, Any]:
     """The scenario on the local runner (per-video parts in the job's thread)."""
     from curator.jobs import ThreadJobRunner, engine_handlers
     from curator.workspace import Workspace
 
-    settings = scenario_settings(home, os.environ.get("CURATOR_DATABASE_URL", ""))
+    settings = scenario_settings(home, os.environ.get("CURATOR_DATABASE_URL", ""), dinov2)
     workspace = Workspace(settings)
     runner = ThreadJobRunner(workspace, engine_handlers(workspace), server=False)
     runner.start()
@@ -80,12 +82,15 @@ def test_ray_worker_ingests_and_propagates_like_the_local_runner(tmp_path: Path,
         from tests.pg import find_bin
 
         argv += ["--pg", str(find_bin())]
+    dinov2 = DINOV2_CHECKPOINT if DINOV2_CHECKPOINT.exists() else None  # without weights, no round
+    if dinov2 is not None:
+        argv += ["--dinov2", str(dinov2)]
     done = subprocess.run(
         netns_command([*argv, *map(str, clips)]), cwd=REPO, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     ray_run = json.loads(out.read_text())
-    local = _local_run(tmp_path / "local-home", clips)
+    local = _local_run(tmp_path / "local-home", clips, dinov2)
 
     assert ray_run["ray_nodes"] == ["127.0.0.1", "127.0.0.1"]  # the head and the worker node, loopback only
     assert ray_run["worker_exit"] == 0
@@ -109,3 +114,15 @@ def test_ray_worker_ingests_and_propagates_like_the_local_runner(tmp_path: Path,
     assert cancel["state"] == "cancelled", cancel
     assert cancel["progress_seen"] is not None and cancel["progress_seen"][0] < cancel["progress_seen"][1]
     assert cancel["videos"] == 0 and cancel["frames"] == 0
+
+    # the round: its parts ran as Ray tasks (DINOv2 there with a thread count of its own, so the
+    # proxy may differ in the last bits), and its labels match the local runner's
+    if dinov2 is not None:
+        ray_round, local_round = ray_run["round"], local["round"]
+        assert ray_round["metrics"]["dense"] == local_round["metrics"]["dense"]
+        assert sum(ray_round["metrics"]["dense"].values()) == 90
+        assert ray_round["metrics"]["proxy_JF"] == pytest.approx(local_round["metrics"]["proxy_JF"], abs=0.02)
+        assert ray_round["masks"].keys() == local_round["masks"].keys()
+        for key, mask in ray_round["masks"].items():
+            ours, theirs = decode_rle(mask["rle"]), decode_rle(local_round["masks"][key]["rle"])
+            assert np.logical_xor(ours, theirs).sum() <= 0.01 * max(1, np.logical_or(ours, theirs).sum()), key

@@ -155,18 +155,38 @@ class LocalDispatcher:
     ) -> list[dict[str, Any]]:
         """Run the parts in turn (see :meth:`Dispatcher.map`)."""
         env = PartEnv(ctx.workspace, self.backbones)
-        board = PartProgress(stage, list(estimates) if estimates is not None else [None] * len(items))
-        results = []
-        for index, params in enumerate(items):
-
-            def progress(_stage: str, done: int, total: int | None, index: int = index) -> None:
-                board.update(index, done, total)
-                board.report(ctx)
-
-            results.append(part(env, dict(params), progress, ctx.cancelled))
-            board.finish(index)
-        board.report(ctx)
-        return results
+        return run_parts_here(env, stage, part, items, estimates, ctx.progress, ctx.cancelled)
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def run_parts_here(
+    env: PartEnv,
+    stage: str,
+    part: Part,
+    items: Sequence[dict[str, Any]],
+    estimates: Sequence[int | None] | None,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck,
+) -> list[dict[str, Any]]:
+    """Run the parts one after another in this thread, their progress summed into ``progress``
+    (what :class:`LocalDispatcher` does for a job; engine calls made outside a job use it directly)."""
+    board = PartProgress(stage, list(estimates) if estimates is not None else [None] * len(items))
+
+    def report() -> None:
+        if progress is not None:
+            done, total = board.summed()
+            progress(stage, done, total)
+
+    results = []
+    for index, params in enumerate(items):
+
+        def on_part(_stage: str, done: int, total: int | None, index: int = index) -> None:
+            board.update(index, done, total)
+            report()
+
+        results.append(part(env, dict(params), on_part, cancel))
+        board.finish(index)
+    report()
+    return results

@@ -251,16 +251,21 @@ def queue_preannotation(ctx: JobContext, task_ids: list[int], propagator: str | 
     return ctx.follow_up("preannotate", {"task_ids": sorted(set(task_ids)), "propagator": propagator})
 
 
-def round_then_preannotate(ctx: JobContext) -> dict[str, Any]:
-    """Handler of ``round`` jobs (:func:`curator.train.job.round_handler`), then the ``preannotate``
-    job of the tasks it queued, with the round's propagator; its id is ``preannotate_job`` in the result."""
-    from curator.train.job import round_handler
+def round_then_preannotate(dispatcher: Dispatcher | None = None) -> JobHandler:
+    """Handler of ``round`` jobs (:func:`curator.train.job.round_handler`, its per-video parts run by
+    ``dispatcher``), then the ``preannotate`` job of the tasks it queued, with the round's
+    propagator; its id is ``preannotate_job`` in the result."""
 
-    result = round_handler(ctx) or {}
-    picks = result.get("picks") or []
-    task_ids = [int(p["task_id"]) for p in picks if p.get("task_id") is not None]
-    job_id = queue_preannotation(ctx, task_ids, ctx.params.get("propagator"))
-    return {**result, "preannotate_job": job_id}
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from curator.train.job import round_handler
+
+        result = round_handler(ctx, dispatcher) or {}
+        picks = result.get("picks") or []
+        task_ids = [int(p["task_id"]) for p in picks if p.get("task_id") is not None]
+        job_id = queue_preannotation(ctx, task_ids, ctx.params.get("propagator"))
+        return {**result, "preannotate_job": job_id}
+
+    return run
 
 
 def select_handler(ctx: JobContext) -> dict[str, Any]:
@@ -303,7 +308,7 @@ def engine_handlers(
     Args:
         workspace: Gives the backbone settings.
         backbones: The backbone factory (default a :class:`BackboneCache` of this process).
-        dispatcher: Runs the per-video parts of ``ingest``, ``embed`` and ``propagate`` (default in
+        dispatcher: Runs the per-video parts of ``ingest``, ``embed``, ``propagate`` and ``round`` (default in
             the job's thread; ``curator worker --ray`` passes a
             :class:`~curator.jobs.ray_dispatch.RayDispatcher`).
     """
@@ -314,6 +319,6 @@ def engine_handlers(
         "embed": embed_handler(factory, dispatch),
         "select": select_handler,
         "propagate": propagate_handler(factory, dispatch),
-        "round": round_then_preannotate,
+        "round": round_then_preannotate(dispatch),
         "preannotate": preannotate_handler(factory),
     }

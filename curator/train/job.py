@@ -1,7 +1,8 @@
 """The ``round`` job: one retrain-and-reselect round over a stored project.
 
-Loads every video of the project with its human masks, runs :func:`curator.train.loop.run_round`,
-writes the dense labels (``propagated``/``predicted`` annotations with confidences; human masks are
+Loads every video of the project with its human masks, runs the steps of
+:func:`curator.train.loop.run_round` (propagation and scoring as per-video parts, see
+:func:`run_project_round`), writes the dense labels (``propagated``/``predicted`` annotations with confidences; human masks are
 never touched), the proxy checkpoint, the per-frame scores and a :class:`~curator.store.models.Round`
 row, then selects the next batch across all videos with the scores in the pool and queues it.
 
@@ -10,6 +11,9 @@ The selector comes from the settings' selector package (:func:`curator.selection
 
 from __future__ import annotations
 
+import io
+import json
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -22,9 +26,11 @@ import numpy as np
 from sqlalchemy import delete, func, select
 
 from curator.jobs.base import JobContext, JobFailed
-from curator.store.blobs import read_rgb
+from curator.jobs.dispatch import Dispatcher, Part, PartEnv
+from curator.progress import CancelCheck, Cancelled, ProgressCallback
+from curator.store.blobs import read_rgb, write_file_atomic
 from curator.store.models import Annotation, Frame, Round, Video
-from curator.train.loop import FrameOutcome, RoundConfig, VideoState, run_round
+from curator.train.loop import FrameOutcome, Propagated, RoundConfig, VideoState
 from curator.train.proxy import ProxyConfig
 from curator.train.store import put_scores
 from curator.workspace import Workspace
@@ -71,27 +77,30 @@ def frame_store_key(content_hash: str | None, path: Path) -> str:
     return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def load_videos(workspace: Workspace, project_id: int) -> list[VideoState]:
-    """The project's videos as :class:`VideoState`: JPEGs read on demand, and flow and patch features
-    read from (and written to) the workspace's derived-data store, so memory stays flat in project
-    size and a later round reuses what this one computed."""
+def load_videos(workspace: Workspace, project_id: int, video_ids: list[int] | None = None) -> list[VideoState]:
+    """The project's videos (``video_ids``: only those) as :class:`VideoState`: JPEGs read on demand,
+    and flow and patch features read from (and written to) the workspace's derived-data store, so
+    memory stays flat in project size and a later round reuses what this one computed."""
 
     from curator.annotate.frames import FrameSource
     from curator.annotate.masks import decode_rle
 
+    wanted = Video.project_id == project_id
+    if video_ids is not None:
+        wanted = wanted & Video.id.in_(video_ids)
     with workspace.db.session() as session:
-        video_ids = session.scalars(select(Video.id).where(Video.project_id == project_id).order_by(Video.id)).all()
+        video_ids = list(session.scalars(select(Video.id).where(wanted).order_by(Video.id)).all())
         rows = session.execute(
             select(Frame.id, Frame.video_id, Frame.blob_path, Frame.shot_id, Frame.content_hash)
             .join(Video, Video.id == Frame.video_id)
-            .where(Video.project_id == project_id)
+            .where(wanted)
             .order_by(Frame.video_id, Frame.frame_index)
         ).all()
         human = session.execute(
             select(Annotation.frame_id, Annotation.object_id, Annotation.rle)
             .join(Frame, Frame.id == Annotation.frame_id)
             .join(Video, Video.id == Frame.video_id)
-            .where(Video.project_id == project_id, Annotation.source == "human")
+            .where(wanted, Annotation.source == "human")
         ).all()
     by_video: dict[int, list[Any]] = {v: [] for v in video_ids}
     for row in rows:
@@ -228,56 +237,99 @@ def run_project_round(
     job_id: int | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    dispatch: Callable[[str, Part, list[dict[str, Any]], list[int | None]], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Run one round of a project (module docstring) and return a JSON-ready summary.
 
+    Propagation runs as one part per video with human masks (:func:`round_propagate_part`) and
+    scoring as one part per video, or per ``part_frames`` frames of a long one
+    (:func:`round_score_part`); ``dispatch`` runs them (a job's
+    :class:`~curator.jobs.dispatch.Dispatcher`: Ray tasks under ``curator worker --ray``), else they
+    run here in turn. The proxy trains here, between the two. The parts hand their outputs over
+    through files in a work folder of the round under the blobs (a path every node mounts), and the
+    round's labels and scores are stored here at the end in one transaction, so a cancelled or
+    failed round leaves the previous labels as they were.
+
     Params: ``strategy`` (default the settings' selector), ``budget`` (default 10), ``seed``,
-    ``propagator`` (default the settings'), ``backbone`` (pool embeddings), ``selector_params`` and the
+    ``propagator`` (default the settings'), ``backbone`` (pool embeddings), ``selector_params``,
+    ``part_frames`` (frames per scoring part, default :data:`PART_FRAMES`) and the
     :func:`round_config` knobs.
 
     Raises:
         JobFailed: Without human masks (``no_labels``), without DINOv2 weights (``no_backbone``), or
             for a bad parameter (``invalid_params``).
     """
-    from curator.annotate.masks import encode_rle
-    from curator.annotate.types import PropagationCancelled
+    from curator.jobs.dispatch import PartEnv, run_parts_here
+    from curator.train.loop import round_objects, train_round
 
     settings = workspace.settings
     seed = int(params["seed"]) if params.get("seed") is not None else int(settings.seed)
     budget = int(params.get("budget", 10))
     strategy = str(params.get("strategy") or settings.selector)
+    part_frames = int(params.get("part_frames") or PART_FRAMES)
+    if part_frames < 1:
+        raise JobFailed("invalid_params", "part_frames must be at least 1")
     tools = round_tools(workspace, params, seed, strategy)
     videos = load_videos(workspace, project_id)
-    if not any(v.human for v in videos):
-        raise JobFailed("no_labels", "a round needs at least one frame with human masks; label some tasks first")
-    round_id, number = start_round_row(
-        workspace, project_id, job_id,
-        {**params, "strategy": strategy, "budget": budget, "seed": seed, "propagator": tools.propagator_name},
-    )
-    dense: list[tuple[int, int, dict[str, Any], str, float]] = []
+    try:
+        objects = round_objects(videos)
+    except ValueError:
+        raise JobFailed("no_labels", "a round needs at least one frame with human masks; label some tasks first") from None
+    if dispatch is None:
+        env = PartEnv(workspace, lambda name: None)
 
-    def sink(outcome: FrameOutcome) -> None:
-        if outcome.source == "human":
-            return
-        for obj, mask in outcome.masks.items():
-            if mask.any():
-                dense.append((outcome.frame_id, int(obj), encode_rle(mask), outcome.source, outcome.confidence))
+        def dispatch(
+            stage: str, part: Part, items: list[dict[str, Any]], estimates: list[int | None]
+        ) -> list[dict[str, Any]]:
+            return run_parts_here(env, stage, part, items, estimates, progress, cancel or (lambda: False))
 
+    def report(stage: str, done: int, total: int | None) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    stored_params = {**params, "strategy": strategy, "budget": budget, "seed": seed, "propagator": tools.propagator_name}
+    round_id, number = start_round_row(workspace, project_id, job_id, stored_params)
+    checkpoint = f"projects/{project_id}/rounds/{number:04d}.pt"
+    work = f"projects/{project_id}/rounds/{number:04d}-work"
+    shared = {"project_id": project_id, "round_params": stored_params, "work": work}
     started = time.perf_counter()
+    stored = False
     try:
-        result = run_round(videos, tools.propagator, tools.features, tools.cfg, sink=sink, progress=progress, cancel=cancel)
-    except PropagationCancelled:
-        _delete_round(workspace, round_id)
-        raise
-    except ValueError as exc:
-        _delete_round(workspace, round_id)
-        raise JobFailed("no_labels", str(exc)) from None
-    try:
-        checkpoint = f"projects/{project_id}/rounds/{number:04d}.pt"
-        result.model.save(workspace.blobs.path(checkpoint))
         start = time.perf_counter()
-        store_dense_labels(workspace, project_id, videos, dense, result.scores, round_id)
-        timings = {**result.timings, "store": time.perf_counter() - start}
+        labelled = [v for v in videos if v.human]
+        dispatch(
+            "propagate", round_propagate_part, [{**shared, "video_id": v.key} for v in labelled],
+            [len(v) for v in labelled],
+        )
+        propagated = read_propagated(workspace, work, [v.key for v in labelled])
+        timings = {"propagate": time.perf_counter() - start}
+        trained = train_round(videos, propagated, tools.features, tools.cfg, objects, report, cancel)
+        del propagated
+        timings.update(trained.timings)
+        trained.model.save(workspace.blobs.path(checkpoint))
+
+        start = time.perf_counter()
+        spans = [(v.key, lo, min(lo + part_frames, len(v))) for v in videos for lo in range(0, len(v), part_frames)]
+        items = [
+            {**shared, "video_id": key, "span": [lo, hi], "checkpoint": checkpoint, "objects": objects}
+            for key, lo, hi in spans
+        ]
+        outcomes = dispatch("score", round_score_part, items, [hi - lo for _, lo, hi in spans])
+        dense, scores, counts = read_scored(workspace, outcomes)
+        timings["score"] = time.perf_counter() - start
+    except BaseException as exc:
+        workspace.blobs.path(checkpoint).unlink(missing_ok=True)
+        if isinstance(exc, Cancelled | JobFailed):
+            _delete_round(workspace, round_id)
+        else:
+            set_round_state(workspace, round_id, "failed")
+        shutil.rmtree(workspace.blobs.path(work), ignore_errors=True)
+        raise
+    try:
+        start = time.perf_counter()
+        store_dense_labels(workspace, project_id, videos, dense, scores, round_id)
+        stored = True
+        timings["store"] = time.perf_counter() - start
         start = time.perf_counter()
         picks = _select_next(workspace, project_id, tools.selector, budget, seed, params)
         timings["select"] = time.perf_counter() - start
@@ -285,14 +337,149 @@ def run_project_round(
         sweep_derived(workspace)
         timings["sweep"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - started
-        metrics = dict(result.metrics)
+        metrics = {**trained.metrics, "dense": counts, "parts": {"propagate": len(labelled), "score": len(items)}}
         set_round_state(workspace, round_id, "succeeded", metrics=metrics, timings=timings,
                         selection_id=picks["selection_id"], checkpoint=checkpoint)
     except BaseException:
         # a failure after training leaves the round visibly failed, never "running" forever
-        set_round_state(workspace, round_id, "failed")
+        set_round_state(workspace, round_id, "failed", checkpoint=checkpoint if stored else None)
         raise
+    finally:
+        shutil.rmtree(workspace.blobs.path(work), ignore_errors=True)
     return {"round_id": round_id, "number": number, "metrics": metrics, "timings": timings, **picks}
+
+
+#: Frames per scoring part of a round: a longer video is scored by several parts (Ray tasks).
+PART_FRAMES = 512
+
+
+def _propagated_file(work: str, video_id: int) -> str:
+    return f"{work}/propagated-{video_id}.npz"
+
+
+def round_propagate_part(
+    env: PartEnv, params: dict[str, Any], progress: ProgressCallback, cancel: CancelCheck
+) -> dict[str, Any]:
+    """Propagate one video's human masks for a round and compute the proxy's patch features of its
+    frames (kept in the derived-data store, for training and scoring); the propagated label maps and
+    confidences go to ``<work>/propagated-<video>.npz``.
+
+    Params: ``project_id``, ``video_id``, ``work`` (the round's work folder, blob-relative) and
+    ``round_params`` (the round's params, for its propagator and settings).
+    """
+    from curator.train.loop import propagate_round
+
+    workspace = env.workspace
+    round_params = dict(params["round_params"])
+    tools = round_tools(workspace, round_params, int(round_params["seed"]), str(round_params["strategy"]))
+    video_id = int(params["video_id"])
+    videos = load_videos(workspace, int(params["project_id"]), [video_id])
+    if not videos:
+        raise JobFailed("video_missing", f"video {video_id} is gone")
+    propagated = propagate_round(videos, tools.propagator, tools.features, tools.cfg, progress, cancel)
+    keys = sorted(i for v, i in propagated if v == video_id)
+    packed = [propagated[(video_id, i)] for i in keys]
+    shape = packed[0][0].shape if packed else (0, 0)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        index=np.array(keys, dtype=np.int64),
+        confidence=np.array([c for _, c in packed], dtype=np.float64),
+        offsets=np.cumsum([0] + [len(p.data) for p, _ in packed]).astype(np.int64),
+        data=np.frombuffer(b"".join(p.data for p, _ in packed), dtype=np.uint8),
+        shape=np.array(shape, dtype=np.int64),
+    )
+    write_file_atomic(workspace.blobs.path(_propagated_file(str(params["work"]), video_id)), buffer.getvalue())
+    return {"video_id": video_id, "frames": len(videos[0]), "propagated": len(keys)}
+
+
+def read_propagated(workspace: Workspace, work: str, video_ids: list[int]) -> Propagated:
+    """The propagated label maps and confidences the propagate parts of a round wrote."""
+    from curator.train.loop import Packed
+
+    out: Propagated = {}
+    for video_id in video_ids:
+        with np.load(workspace.blobs.path(_propagated_file(work, video_id))) as stored:
+            data, offsets, shape = stored["data"].tobytes(), stored["offsets"], tuple(int(x) for x in stored["shape"])
+            for n, (index, confidence) in enumerate(zip(stored["index"], stored["confidence"], strict=True)):
+                out[(video_id, int(index))] = (
+                    Packed.from_data(data[int(offsets[n]) : int(offsets[n + 1])], shape), float(confidence)
+                )
+    return out
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def _proxy(path: Path) -> Any:
+    """The proxy saved at ``path``, loaded once per process (the last one only: a round at a time)."""
+    from curator.train.proxy import ProxyModel
+
+    key = f"{path}:{path.stat().st_mtime_ns}"
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS.clear()
+            _MODELS[key] = ProxyModel.load(path)
+        return _MODELS[key]
+
+
+def round_score_part(
+    env: PartEnv, params: dict[str, Any], progress: ProgressCallback, cancel: CancelCheck
+) -> dict[str, Any]:
+    """Score the frames ``span`` of one video with a round's proxy and pick their dense labels; the
+    labels (RLE) and scores go to ``<work>/scored-<video>-<first frame>.json`` for the round to store.
+
+    Params: ``project_id``, ``video_id``, ``span`` (``[lo, hi)`` frame indices), ``checkpoint`` (the
+    proxy's blob path), ``objects``, ``work`` and ``round_params`` (as :func:`round_propagate_part`'s).
+    """
+    from curator.annotate.masks import encode_rle
+    from curator.train.loop import score_round
+
+    workspace = env.workspace
+    round_params = dict(params["round_params"])
+    cfg = round_config(round_params, int(round_params["seed"]))
+    features = patch_features(workspace.settings.backbone_checkpoint or None, workspace.settings.device, cfg.short_side)
+    video_id = int(params["video_id"])
+    videos = load_videos(workspace, int(params["project_id"]), [video_id])
+    if not videos:
+        raise JobFailed("video_missing", f"video {video_id} is gone")
+    work = str(params["work"])
+    propagated = read_propagated(workspace, work, [video_id]) if videos[0].human else {}
+    model = _proxy(workspace.blobs.path(str(params["checkpoint"])))
+    dense: list[list[Any]] = []
+
+    def sink(outcome: FrameOutcome) -> None:
+        if outcome.source == "human":
+            return
+        for obj, mask in outcome.masks.items():
+            if mask.any():
+                dense.append([outcome.frame_id, int(obj), encode_rle(mask), outcome.source, outcome.confidence])
+
+    lo, hi = (int(x) for x in params["span"])
+    counts, scores = score_round(
+        videos, model, features, cfg, [int(o) for o in params["objects"]], propagated, sink, progress, cancel, (lo, hi)
+    )
+    name = f"{work}/scored-{video_id}-{lo}.json"
+    body = {"dense": dense, "scores": {str(k): v for k, v in scores.items()}, "counts": counts}
+    write_file_atomic(workspace.blobs.path(name), json.dumps(body).encode())
+    return {"video_id": video_id, "span": [lo, hi], "file": name, "counts": counts}
+
+
+def read_scored(
+    workspace: Workspace, outcomes: list[dict[str, Any]]
+) -> tuple[list[tuple[int, int, dict[str, Any], str, float]], dict[int, dict[str, float]], dict[str, int]]:
+    """What the score parts of a round wrote, in part order: the dense labels, the scores by frame
+    id and the frame counts by dense-label source."""
+    dense: list[tuple[int, int, dict[str, Any], str, float]] = []
+    scores: dict[int, dict[str, float]] = {}
+    counts = {"human": 0, "propagated": 0, "predicted": 0}
+    for outcome in outcomes:
+        body = json.loads(workspace.blobs.path(str(outcome["file"])).read_bytes())
+        dense.extend((int(f), int(o), rle, str(src), float(c)) for f, o, rle, src, c in body["dense"])
+        scores.update({int(k): v for k, v in body["scores"].items()})
+        for key, value in body["counts"].items():
+            counts[key] = counts.get(key, 0) + int(value)
+    return dense, scores, counts
 
 
 def _delete_round(workspace: Workspace, round_id: int) -> None:
@@ -326,11 +513,20 @@ def _select_next(
     }
 
 
-def round_handler(ctx: JobContext) -> dict[str, Any]:
-    """Handler of ``round`` jobs (params: see :func:`run_project_round`)."""
+def round_handler(ctx: JobContext, dispatcher: Dispatcher | None = None) -> dict[str, Any]:
+    """Handler of ``round`` jobs (params: see :func:`run_project_round`); ``dispatcher`` runs the
+    round's parts (default in the job's thread)."""
     if ctx.project_id is None:
         raise JobFailed("invalid_job", "a round job needs a project")
-    # a cancelled round raises PropagationCancelled, which the runner records as ``cancelled``
+
+    def dispatch(
+        stage: str, part: Part, items: list[dict[str, Any]], estimates: list[int | None]
+    ) -> list[dict[str, Any]]:
+        assert dispatcher is not None
+        return dispatcher.map(ctx, stage, part, items, estimates)
+
+    # a cancelled round raises Cancelled, which the runner records as ``cancelled``
     return run_project_round(
-        ctx.workspace, ctx.project_id, ctx.params, job_id=ctx.job_id, progress=ctx.progress, cancel=ctx.cancelled
+        ctx.workspace, ctx.project_id, ctx.params, job_id=ctx.job_id, progress=ctx.progress, cancel=ctx.cancelled,
+        dispatch=dispatch if dispatcher is not None else None,
     )

@@ -142,7 +142,7 @@ class RoundResult:
     holdout_frames: list[int]
 
 
-class _Packed:
+class Packed:
     """A label map kept zlib-compressed (DAVIS-like label maps shrink ~100x)."""
 
     __slots__ = ("data", "shape")
@@ -153,6 +153,13 @@ class _Packed:
 
     def unpack(self) -> np.ndarray:
         return np.frombuffer(zlib.decompress(self.data), dtype=np.uint8).reshape(self.shape)
+
+    @classmethod
+    def from_data(cls, data: bytes, shape: tuple[int, ...]) -> Packed:
+        """A packed map from what :attr:`data` and :attr:`shape` held (read back from a file)."""
+        packed = cls.__new__(cls)
+        packed.data, packed.shape = data, tuple(shape)
+        return packed
 
 
 def _check(cancel: CancelCheck | None) -> None:
@@ -167,7 +174,7 @@ def _labels(masks: Mapping[int, np.ndarray], shape: tuple[int, int]) -> np.ndarr
 
 
 #: ``(video key, frame index)`` to the propagated label map and its frame confidence.
-_Propagated = dict[tuple[int, int], tuple[_Packed, float]]
+Propagated = dict[tuple[int, int], tuple[Packed, float]]
 
 
 def run_round(
@@ -195,26 +202,81 @@ def run_round(
         ValueError: If no video has a human mask with a visible object.
     """
     cfg = config or RoundConfig()
-    timings: dict[str, float] = {}
-    objects = sorted({int(k) for v in videos for masks in v.human.values() for k, m in masks.items() if m.any()})
-    if not objects:
-        raise ValueError("a round needs at least one human mask with a visible object")
-    classes = max(objects) + 1
+    objects = round_objects(videos)
 
     def report(stage: str, done: int, total: int | None) -> None:
         if progress is not None:
             progress(stage, done, total)
 
-    # 1. propagate, while threads compute the derived data of the next videos and then the proxy's
-    # patch features of every frame (read by training and scoring)
     start = time.perf_counter()
+    propagated = propagate_round(videos, propagator, features, cfg, report, cancel)
+    timings = {"propagate": time.perf_counter() - start}
+    trained = train_round(videos, propagated, features, cfg, objects, report, cancel)
+    timings.update(trained.timings)
+
+    # 4 + 5. score every frame and pick each frame's dense label
+    start = time.perf_counter()
+    counts, all_scores = score_round(videos, trained.model, features, cfg, objects, propagated, sink, report, cancel)
+    timings["score"] = time.perf_counter() - start
+    metrics = {**trained.metrics, "dense": counts}
+    return RoundResult(trained.model, metrics, timings, all_scores, trained.train_frames, trained.holdout_frames)
+
+
+def round_objects(videos: Sequence[VideoState]) -> list[int]:
+    """The object ids visible in some human mask of ``videos``, sorted.
+
+    Raises:
+        ValueError: If no video has a human mask with a visible object.
+    """
+    objects = sorted({int(k) for v in videos for masks in v.human.values() for k, m in masks.items() if m.any()})
+    if not objects:
+        raise ValueError("a round needs at least one human mask with a visible object")
+    return objects
+
+
+def propagate_round(
+    videos: Sequence[VideoState],
+    propagator: Any,
+    features: Any,
+    cfg: RoundConfig,
+    report: ProgressCallback,
+    cancel: CancelCheck | None,
+) -> Propagated:
+    """Step 1: propagate every video's human masks, while threads compute the derived data of the
+    next videos and then the proxy's patch features of every frame (read by training and scoring);
+    returns when those features are computed too."""
     with DerivedPool(cfg.workers, cancel) as pool:
         propagated, feature_futures = _propagate(videos, propagator, features, pool, report, cancel)
-        timings["propagate"] = time.perf_counter() - start
-
-        # 2. training set: human frames (minus a seeded holdout) and confident propagated frames
-        start = time.perf_counter()
         pool.wait(feature_futures)
+    return propagated
+
+
+@dataclass
+class TrainedProxy:
+    """Steps 2 and 3 of a round: the proxy, its metrics (held-out J/F/J&F, losses, counts), seconds
+    per step, and the frame ids trained and evaluated on."""
+
+    model: ProxyModel
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    train_frames: list[int]
+    holdout_frames: list[int]
+
+
+def train_round(
+    videos: Sequence[VideoState],
+    propagated: Propagated,
+    features: Any,
+    cfg: RoundConfig,
+    objects: list[int],
+    report: ProgressCallback,
+    cancel: CancelCheck | None,
+) -> TrainedProxy:
+    """Steps 2 and 3: train the proxy on the human frames (minus a seeded holdout) and the confident
+    propagated frames, then evaluate it on the held-out human frames."""
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    classes = max(objects) + 1
     train_human, holdout = _split_holdout(videos, cfg)
     cands = _training_candidates(propagated, cfg)
     samples, train_ids = _training_samples(videos, train_human, cands, propagated, features, cfg, report, cancel)
@@ -227,7 +289,6 @@ def run_round(
     timings["train"] = train.seconds
     del samples
 
-    # 3. evaluate on held-out human frames
     start = time.perf_counter()
     metrics: dict[str, Any] = {
         "train_loss_first": train.first_loss,
@@ -245,13 +306,7 @@ def run_round(
         metrics.update(proxy_J=proxy_j, proxy_F=proxy_f)
         metrics["proxy_JF"] = (metrics["proxy_J"] + metrics["proxy_F"]) / 2
     timings["evaluate"] = time.perf_counter() - start
-
-    # 4 + 5. score every frame and pick each frame's dense label
-    start = time.perf_counter()
-    counts, all_scores = _score_and_densify(videos, model, features, cfg, objects, propagated, sink, report, cancel)
-    timings["score"] = time.perf_counter() - start
-    metrics["dense"] = counts
-    return RoundResult(model, metrics, timings, all_scores, train_ids, [int(v.frame_ids[i]) for v, i in holdout])
+    return TrainedProxy(model, metrics, timings, train_ids, [int(v.frame_ids[i]) for v, i in holdout])
 
 
 def _derived_jobs(propagator: Any, video: VideoState, keys: Sequence[Keyframe]) -> list[Callable[[], object]]:
@@ -286,14 +341,14 @@ def _propagate(
     pool: DerivedPool,
     report: ProgressCallback,
     cancel: CancelCheck | None,
-) -> tuple[_Propagated, list[Any]]:
+) -> tuple[Propagated, list[Any]]:
     """Step 1: propagate every video's human masks; keep the other frames' labels packed.
 
     Every video's derived data is queued on ``pool`` first, so its threads compute the next videos'
     while this thread tracks the current one; the proxy's patch features of every frame are queued
     after them. Returns the packed labels and the futures of those feature jobs.
     """
-    propagated: _Propagated = {}
+    propagated: Propagated = {}
     total = sum(len(v) for v in videos if v.human)
     done = 0
     plans = []
@@ -310,7 +365,7 @@ def _propagate(
             done += 1
             if frame.index in video.human:
                 continue
-            propagated[(video.key, frame.index)] = (_Packed(_labels(frame.masks, shape)), float(frame.frame_confidence))
+            propagated[(video.key, frame.index)] = (Packed(_labels(frame.masks, shape)), float(frame.frame_confidence))
             report("propagate", done, total)
     return propagated, feature_futures
 
@@ -328,7 +383,7 @@ def _split_holdout(
     return train_human, holdout
 
 
-def _training_candidates(propagated: _Propagated, cfg: RoundConfig) -> list[tuple[int, int]]:
+def _training_candidates(propagated: Propagated, cfg: RoundConfig) -> list[tuple[int, int]]:
     """Confident propagated frames, at most ``train_max_propagated`` evenly spread over them."""
     cands = sorted(
         (k for k, (_, c) in propagated.items() if c >= cfg.train_min_confidence), key=lambda k: (k[0], k[1])
@@ -342,7 +397,7 @@ def _training_samples(
     videos: Sequence[VideoState],
     train_human: list[tuple[VideoState, int]],
     cands: list[tuple[int, int]],
-    propagated: _Propagated,
+    propagated: Propagated,
     features: Any,
     cfg: RoundConfig,
     report: ProgressCallback,
@@ -384,31 +439,36 @@ def _evaluate(
     return float(np.mean(js)), float(np.mean(fs))
 
 
-def _score_and_densify(
+def score_round(
     videos: Sequence[VideoState],
     model: ProxyModel,
     features: Any,
     cfg: RoundConfig,
     objects: list[int],
-    propagated: _Propagated,
+    propagated: Propagated,
     sink: Callable[[FrameOutcome], None] | None,
     report: ProgressCallback,
     cancel: CancelCheck | None,
+    span: tuple[int, int] | None = None,
 ) -> tuple[dict[str, int], dict[int, dict[str, float]]]:
     """Steps 4 and 5: score every frame, pick its dense label, hand it to ``sink``.
+
+    Args:
+        span: Only the frames ``lo <= index < hi`` of each video (a part of a long video).
 
     Returns:
         Counts of frames by dense-label source, and frame id to named scores.
     """
     counts = {"human": 0, "propagated": 0, "predicted": 0}
     all_scores: dict[int, dict[str, float]] = {}
-    total = sum(len(v) for v in videos)
+    spans = [(0, len(v)) if span is None else (max(0, span[0]), min(len(v), span[1])) for v in videos]
+    total = sum(max(0, hi - lo) for lo, hi in spans)
     done = 0
-    for video in videos:
+    for video, (first, last) in zip(videos, spans, strict=True):
         grid = features.grid(video.source)
         size = video.source.size
-        for lo in range(0, len(video), cfg.chunk):
-            idx = list(range(lo, min(lo + cfg.chunk, len(video))))
+        for lo in range(first, last, cfg.chunk):
+            idx = list(range(lo, min(lo + cfg.chunk, last)))
             batch = []
             for i in idx:
                 _check(cancel)
@@ -436,7 +496,7 @@ def _dense_label(
     i: int,
     proxy_masks: dict[int, np.ndarray],
     scores: dict[str, float],
-    propagated: _Propagated,
+    propagated: Propagated,
     cfg: RoundConfig,
     objects: list[int],
 ) -> tuple[str, dict[int, np.ndarray], float]:
