@@ -166,6 +166,10 @@ class EmbedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backbone: str | None = Field(default=None, max_length=100, examples=["classic"])
+    part_frames: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="Frames per part of a long video (a Ray task under `curator worker --ray`); default 1024.",
+    )
 
 
 class ClaimRequest(BaseModel):

@@ -309,16 +309,26 @@ def run_job(workspace: Workspace, kind: str, project_id: int, params: dict[str, 
     return dict(result or {}), seconds
 
 
-def bench_settings(home: Path, max_side: int) -> Settings:
-    """Settings of a benchmark home: SQLite, the ``classic`` backbone, every frame kept."""
+def bench_settings(home: Path, max_side: int, checkpoint: Path | None = None) -> Settings:
+    """Settings of a benchmark home: SQLite, the ``classic`` backbone, every frame kept, and the
+    DINOv2 weights a round needs (``checkpoint``, if given)."""
     return load_settings(
         None, home=home, database_url="", backbone="classic", max_side=max_side, sample_fps=0.0, sample_stride=1,
         job_poll_seconds=0.0, preannotate=False, segment_warm=False,
+        backbone_checkpoint=str(checkpoint) if checkpoint is not None else "",
     )
 
 
-def _time_stages(workspace: Workspace, submit: Callable[[int], None], name: str, videos: list[Path]) -> dict[str, Any]:
-    """Ingest+embed ``videos`` into a new project, then propagate it; frames and seconds of each."""
+#: The round the ray part times when given DINOv2 weights: a short proxy training (it runs in the
+#: worker, between the parts) and small patch grids, so that the parts' share shows.
+SCALE_ROUND = {"steps": 20, "short_side": 112, "propagator": "flow", "budget": 5, "seed": 0}
+
+
+def _time_stages(
+    workspace: Workspace, submit: Callable[[int], None], name: str, videos: list[Path], with_round: bool = False
+) -> dict[str, Any]:
+    """Ingest+embed ``videos`` into a new project, then propagate it and (``with_round``) run a
+    round from a cold derived-data store; frames and seconds of each."""
     from curator.store import repo
 
     with workspace.db.session() as session:
@@ -328,12 +338,21 @@ def _time_stages(workspace: Workspace, submit: Callable[[int], None], name: str,
     )
     label_shot_starts(workspace, project_id)
     propagate, propagate_s = run_job(workspace, "propagate", project_id, {"propagator": "flow"}, submit=submit)
-    return {
+    timed = {
         "ingest_frames": ingest["frames"], "ingest_seconds": round(ingest_s, 3),
         "ingest_fps": round(ingest["frames"] / ingest_s, 2),
         "propagate_frames": propagate["frames"], "propagate_seconds": round(propagate_s, 3),
         "propagate_fps": round(propagate["frames"] / propagate_s, 2),
     }
+    if with_round:
+        from curator.annotate.derived import CACHE_DIR
+
+        shutil.rmtree(workspace.blobs.path(CACHE_DIR), ignore_errors=True)  # every round starts cold
+        done, round_s = run_job(workspace, "round", project_id, dict(SCALE_ROUND), submit=submit)
+        frames = sum(int(v) for v in done["metrics"]["dense"].values())
+        timed.update(round_frames=frames, round_seconds=round(round_s, 3), round_fps=round(frames / round_s, 2),
+                     round_timings=done["timings"], round_parts=done["metrics"]["parts"])
+    return timed
 
 
 def _node_labels(node: int, counts: Sequence[int]) -> dict[str, float]:
@@ -342,7 +361,13 @@ def _node_labels(node: int, counts: Sequence[int]) -> dict[str, float]:
 
 
 def ray_scale(
-    videos: list[Path], home: Path, *, workers: Sequence[int] = (1, 2), max_side: int = 320, repeats: int = 5
+    videos: list[Path],
+    home: Path,
+    *,
+    workers: Sequence[int] = (1, 2),
+    max_side: int = 320,
+    repeats: int = 5,
+    round_checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     """Time ingest+embed and propagation of ``videos`` on a local Ray cluster with each worker count.
 
@@ -352,12 +377,14 @@ def ray_scale(
     ``upto_C`` for each count ``C > i``, and the runs with ``C`` workers dispatch their parts only to
     nodes labelled ``upto_C``. The counts take turns ``repeats`` times (so a change in the machine's
     load hits them alike) after a warm-up on every node (Ray worker processes import curator and torch
-    once); each count's figure is the median of its runs.
+    once); each count's figure is the median of its runs. With ``round_checkpoint`` (DINOv2 weights),
+    every run also times a round (:data:`SCALE_ROUND`) from a cold derived-data store.
 
     Returns:
         The ``"ray"`` part of the report: ``workers_C_fps`` (ingest+embed), ``propagate_workers_C_fps``,
         ``ratio`` and ``propagate_ratio`` (the largest count over the smallest), each turn's ratio
-        (``turn_ratios``, ``propagate_turn_ratios``) and every run's frames and seconds under ``runs``.
+        (``turn_ratios``, ``propagate_turn_ratios``) and every run's frames and seconds under ``runs``;
+        with a round, ``round_workers_C_fps``, ``round_ratio`` and ``round_turn_ratios`` too.
     """
     import ray
 
@@ -365,9 +392,10 @@ def ray_scale(
     from curator.jobs.ray_dispatch import RayDispatcher
 
     counts = sorted(set(workers))
-    settings = bench_settings(home, max_side)
+    settings = bench_settings(home, max_side, round_checkpoint)
     workspace = Workspace(settings)
     runs: dict[str, list[dict[str, Any]]] = {str(c): [] for c in counts}
+    with_round = round_checkpoint is not None
     with LocalRayCluster() as cluster:
         runners: dict[int, ThreadJobRunner] = {}
         try:
@@ -380,10 +408,12 @@ def ray_scale(
                 dispatcher = RayDispatcher(cluster.address, settings, resources={f"upto_{c}": 0.001})
                 runners[c] = ThreadJobRunner(workspace, engine_handlers(workspace, dispatcher=dispatcher), server=False)
                 runners[c].start()
-            _time_stages(workspace, runners[max(counts)].submit, "warm", videos[: max(counts)])
+            _time_stages(workspace, runners[max(counts)].submit, "warm", videos[: max(counts)], with_round)
             for turn in range(repeats):
                 for c in counts:
-                    runs[str(c)].append(_time_stages(workspace, runners[c].submit, f"scale-{c}-{turn}", videos))
+                    runs[str(c)].append(
+                        _time_stages(workspace, runners[c].submit, f"scale-{c}-{turn}", videos, with_round)
+                    )
         finally:
             for runner in runners.values():
                 runner.shutdown()
@@ -391,16 +421,17 @@ def ray_scale(
                 ray.shutdown()
             workspace.close()
     report: dict[str, Any] = {}
+    stages = [("ingest_fps", ""), ("propagate_fps", "propagate_")] + ([("round_fps", "round_")] if with_round else [])
     for key, samples in runs.items():
-        report[f"workers_{key}_fps"] = round(statistics.median(r["ingest_fps"] for r in samples), 2)
-        report[f"propagate_workers_{key}_fps"] = round(statistics.median(r["propagate_fps"] for r in samples), 2)
+        for stage, prefix in stages:
+            report[f"{prefix}workers_{key}_fps"] = round(statistics.median(r[stage] for r in samples), 2)
     first, last = min(counts), max(counts)
-    report["ratio"] = round(report[f"workers_{last}_fps"] / report[f"workers_{first}_fps"], 3)
-    report["propagate_ratio"] = round(
-        report[f"propagate_workers_{last}_fps"] / report[f"propagate_workers_{first}_fps"], 3
-    )
+    for _, prefix in stages:
+        report[f"{prefix}ratio"] = round(
+            report[f"{prefix}workers_{last}_fps"] / report[f"{prefix}workers_{first}_fps"], 3
+        )
     # each turn's ratio: the two runs were minutes apart at most, so a change in the load hits both
-    for stage, prefix in (("ingest_fps", ""), ("propagate_fps", "propagate_")):
+    for stage, prefix in stages:
         report[f"{prefix}turn_ratios"] = [
             round(b[stage] / a[stage], 3) for a, b in zip(runs[str(first)], runs[str(last)], strict=True)
         ]
@@ -421,6 +452,7 @@ def run_scale(
     parts: Sequence[str] = PARTS,
     clients: int = 8,
     replica_seconds: float = 10.0,
+    round_checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     """The ``curator bench scale`` report: ``{"ray": ray_scale(...), "replicas": replicas_scale(...)}``
     (the parts asked for) plus what ran it.
@@ -438,6 +470,7 @@ def run_scale(
         parts: Which of :data:`PARTS` to run, in that order.
         clients: Client processes of the replicas part.
         replica_seconds: Seconds of each run of the replicas part.
+        round_checkpoint: DINOv2 weights: the ray part times a round too (:func:`ray_scale`).
 
     Raises:
         ValueError: If ``parts`` names an unknown part.
@@ -458,7 +491,7 @@ def run_scale(
             setup["videos"] = [Path(v).name for v in files]
             report["ray"] = ray_scale(
                 [Path(v).resolve() for v in files], scratch / "home", workers=workers, max_side=max_side,
-                repeats=repeats,
+                repeats=repeats, round_checkpoint=round_checkpoint,
             )
         if "replicas" in parts:
             from benchmarks.replicas import replicas_scale

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from benchmarks.scale import label_shot_starts, make_clips, run_job
 from curator.config import Settings
 from curator.jobs import ThreadJobRunner, engine_handlers
-from curator.jobs.dispatch import PartProgress
+from curator.jobs.dispatch import LocalDispatcher, PartProgress
 from curator.store import repo
 from curator.store.models import Annotation, Embedding, Frame, Video
 from curator.workspace import Workspace
@@ -88,3 +89,48 @@ def test_a_project_ingest_embed_and_propagate_run_one_part_per_video(
             select(func.count()).select_from(Annotation).where(Annotation.source == "propagated")
         )
     assert frames == 24 and again_propagated == propagated  # replaced, not added
+
+
+class _Recording(LocalDispatcher):
+    """The local dispatcher, keeping the params of every part it ran."""
+
+    def __init__(self, backbones: Any) -> None:
+        super().__init__(backbones)
+        self.items: list[dict[str, Any]] = []
+
+    def map(self, ctx: Any, stage: str, part: Any, items: Any, estimates: Any = None) -> list[dict[str, Any]]:
+        self.items += [dict(i) for i in items]
+        return super().map(ctx, stage, part, items, estimates)
+
+
+def test_a_long_video_is_embedded_in_parts_of_part_frames(settings: Settings, tmp_path: Path) -> None:
+    from curator.jobs.handlers import BackboneCache
+
+    settings = settings.model_copy(update={"max_side": 96, "preannotate": False, "segment_warm": False})
+    workspace = Workspace(settings)
+    dispatcher = _Recording(BackboneCache(workspace))
+    runner = ThreadJobRunner(workspace, engine_handlers(workspace, dispatcher=dispatcher), server=False)
+    runner.start()
+    try:
+        with workspace.db.session() as session:
+            project_id = repo.get_or_create_project(session, "chunks").id
+        clips = make_clips(tmp_path / "clips", 2, 12, width=96)
+        run_job(workspace, "ingest", project_id, {"paths": [str(c) for c in clips], "backbone": None},
+                submit=runner.submit)
+        dispatcher.items.clear()
+        embed, _ = run_job(workspace, "embed", project_id, {"backbone": "classic", "part_frames": 5},
+                           submit=runner.submit)
+        assert embed == {"embedded": 24, "backbone": "classic"}
+        chunks = [i["frame_ids"] for i in dispatcher.items]
+        assert [len(c) for c in chunks] == [5, 5, 2, 5, 5, 2]  # 12 = 5 + 5 + 2 in each video
+        with workspace.db.session() as session:
+            frames = session.execute(select(Frame.id, Frame.video_id)).all()
+            embedded = set(session.scalars(select(Embedding.frame_id)))
+        assert sorted(f for c in chunks for f in c) == sorted(f for f, _ in frames) and len(embedded) == 24
+        video_of = dict(frames)
+        assert all(len({video_of[f] for f in c}) == 1 for c in chunks)  # a part stays within one video
+        with pytest.raises(RuntimeError, match="invalid_params"):
+            run_job(workspace, "embed", project_id, {"backbone": "classic", "part_frames": -1}, submit=runner.submit)
+    finally:
+        runner.shutdown()
+        workspace.close()

@@ -90,7 +90,7 @@ def embed(
     if backbone != "auto" and backbone not in list_backbones():
         raise ApiError(422, "unknown_backbone", f"unknown backbone {backbone!r}; valid: auto, {', '.join(list_backbones())}")
     job = start_job(
-        session, runner, "embed", project_id, {"backbone": backbone}, principal.key_id,
+        session, runner, "embed", project_id, {"backbone": backbone, "part_frames": body.part_frames}, principal.key_id,
         max_queued=settings.max_queued_jobs,
     )
     response.headers["Location"] = f"/jobs/{job.id}"

@@ -660,6 +660,14 @@ def bench_scale(
     ] = "ray,replicas",
     clients: Annotated[int, typer.Option(help="Client processes of the replicas part.", min=1)] = 8,
     replica_seconds: Annotated[float, typer.Option(help="Seconds of each run of the replicas part.", min=0.5)] = 10.0,
+    round_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--round-checkpoint",
+            help="DINOv2 weights: the ray part also times a round (propagation and scoring split into "
+            "Ray tasks, from a cold derived-data store).",
+        ),
+    ] = None,
     netns: Annotated[
         bool,
         typer.Option(
@@ -670,7 +678,8 @@ def bench_scale(
     ] = True,
 ) -> None:
     """Frames/s of ingest+embed and of propagation on a local Ray cluster with 1 and 2 workers
-    (``{"ray": {"workers_1_fps", "workers_2_fps", "ratio", ...}}``), and claim+submit cycles/s of the
+    (``{"ray": {"workers_1_fps", "workers_2_fps", "ratio", ...}}``; with ``--round-checkpoint``, of
+    a round too: ``round_workers_1_fps``, ...), and claim+submit cycles/s of the
     REST queue with 1 and 2 ``curator serve`` replicas sharing one throwaway PostgreSQL database, with
     p50/p99 latency, errors and a check that no task was leased twice
     (``{"replicas": {"1_cycles_per_s", "2_cycles_per_s", "ratio", "double_leases", ...}}``). On one
@@ -691,6 +700,8 @@ def bench_scale(
                 "--clips", str(clips), "--clip-frames", str(clip_frames), "--max-side", str(max_side),
                 "--repeats", str(repeats), "--parts", ",".join(chosen), "--clients", str(clients),
                 "--replica-seconds", str(replica_seconds), "--no-netns"]
+        if round_checkpoint is not None:
+            argv += ["--round-checkpoint", str(round_checkpoint.resolve())]
         for video in videos or []:
             argv += ["--video", str(video.resolve())]
         try:
@@ -703,6 +714,7 @@ def bench_scale(
         report = bench.run_scale(
             out.parent, workers=counts, videos=videos, clips=clips, clip_frames=clip_frames, max_side=max_side,
             repeats=repeats, parts=chosen, clients=clients, replica_seconds=replica_seconds,
+            round_checkpoint=round_checkpoint,
         )
     _write(out, report)
     typer.echo(json.dumps(report, indent=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +23,7 @@ def embed_project(
     progress: ProgressCallback = no_progress,
     cancel: CancelCheck | None = None,
     video_id: int | None = None,
+    frame_ids: Sequence[int] | None = None,
     sync_index: bool = True,
 ) -> int:
     """Embed every frame of the project missing an embedding under ``backbone``; update the index.
@@ -38,16 +39,18 @@ def embed_project(
         progress: Called with ``("embed", done, total)`` after each batch.
         cancel: Checked after each batch.
         video_id: Only this video's frames (one part of an embed job split by video).
+        frame_ids: Only these frames (one part of a long video's frames).
         sync_index: Bring the project's FAISS index in step at the end (a job split by video does it once).
 
     Returns:
         Number of frames embedded.
     """
+    wanted = None if frame_ids is None else {int(f) for f in frame_ids}
     with workspace.db.session() as session:
         todo = [
             (f.id, f.blob_path)
             for f in repo.frames_missing_embedding(session, project_id, backbone.name)
-            if video_id is None or f.video_id == video_id
+            if (video_id is None or f.video_id == video_id) and (wanted is None or f.id in wanted)
         ]
     if not todo:
         return 0

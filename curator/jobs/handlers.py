@@ -12,7 +12,14 @@ from typing import Any
 
 from curator.jobs.base import JobContext, JobFailed, JobHandler
 from curator.jobs.dispatch import Dispatcher, LocalDispatcher
-from curator.jobs.parts import embed_part, ingest_estimate, ingest_part, propagate_part, propagator_choice
+from curator.jobs.parts import (
+    EMBED_PART_FRAMES,
+    embed_part,
+    ingest_estimate,
+    ingest_part,
+    propagate_part,
+    propagator_choice,
+)
 from curator.views.embedding_map import warm_projection
 from curator.workspace import Workspace
 
@@ -98,15 +105,14 @@ def ingest_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = N
 def embed_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = None) -> JobHandler:
     """Handler of ``embed`` jobs: embeds the project's frames lacking an embedding. Params: ``backbone``.
 
-    One part per video with such frames (:func:`curator.jobs.parts.embed_part`, run by
-    ``dispatcher``); the project's index is synced once at the end. A project without frames fails
-    with ``no_frames``.
+    One part per video with such frames, or per ``part_frames`` of them in a long video (param,
+    default :data:`curator.jobs.parts.EMBED_PART_FRAMES`; :func:`curator.jobs.parts.embed_part`, run
+    by ``dispatcher``); the project's index is synced once at the end. A project without frames
+    fails with ``no_frames``.
     """
     dispatch = dispatcher or LocalDispatcher(backbones)
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from collections import Counter
-
         from curator.index.project import sync_project_index
         from curator.store import repo
 
@@ -119,10 +125,23 @@ def embed_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = No
                 "no_frames", f"project {ctx.project_id} has no frames to embed; upload or register a video first"
             )
         model = backbones(ctx.params.get("backbone") or ctx.workspace.settings.backbone)
+        size = int(ctx.params.get("part_frames") or EMBED_PART_FRAMES)
+        if size < 1:
+            raise JobFailed("invalid_params", "part_frames must be at least 1")
+        todo: dict[int, list[int]] = {}
         with ctx.workspace.db.session() as session:
-            todo = Counter(f.video_id for f in repo.frames_missing_embedding(session, ctx.project_id, model.name))
-        items = [{"project_id": ctx.project_id, "video_id": v, "backbone": model.name} for v in sorted(todo)]
-        results = dispatch.map(ctx, "embed", embed_part, items, [todo[v] for v in sorted(todo)])
+            for frame in repo.frames_missing_embedding(session, ctx.project_id, model.name):
+                todo.setdefault(int(frame.video_id), []).append(int(frame.id))
+        items = []
+        for video in sorted(todo):
+            frames = todo[video]
+            base = {"project_id": ctx.project_id, "video_id": video, "backbone": model.name}
+            if len(frames) <= size:  # the common case: a part names its video only
+                items.append(base)
+                continue
+            items += [{**base, "frame_ids": frames[lo : lo + size]} for lo in range(0, len(frames), size)]
+        estimates: list[int | None] = [len(i["frame_ids"]) if "frame_ids" in i else len(todo[i["video_id"]]) for i in items]
+        results = dispatch.map(ctx, "embed", embed_part, items, estimates)
         done = sum(int(r["embedded"]) for r in results)
         sync_project_index(ctx.workspace, ctx.project_id, model.name)
         if done:

@@ -84,14 +84,21 @@ def ingest_estimate(workspace: Workspace, params: dict[str, Any]) -> int | None:
         return None
 
 
+#: Frames per embedding part: a longer video is embedded by several parts (Ray tasks).
+EMBED_PART_FRAMES = 1024
+
+
 def embed_part(env: PartEnv, params: dict[str, Any], progress: ProgressCallback, cancel: CancelCheck) -> dict[str, Any]:
     """Embed one video's frames that lack an embedding under ``backbone`` (params: ``project_id``,
-    ``video_id``, ``backbone``: a concrete name). The project's index is synced by the job, once."""
+    ``video_id``, ``backbone``: a concrete name, and ``frame_ids``: only those, a chunk of a long
+    video). The project's index is synced by the job, once."""
     from curator.embed.project import embed_project
 
     model = env.backbones(str(params["backbone"]))
+    frame_ids = params.get("frame_ids")
     done = embed_project(
-        env.workspace, int(params["project_id"]), model, video_id=int(params["video_id"]), sync_index=False,
+        env.workspace, int(params["project_id"]), model, video_id=int(params["video_id"]),
+        frame_ids=None if frame_ids is None else [int(f) for f in frame_ids], sync_index=False,
         progress=progress, cancel=cancel,
     )
     return {"video_id": int(params["video_id"]), "embedded": done, "backbone": model.name}
