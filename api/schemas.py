@@ -366,6 +366,11 @@ class PropagateRequest(BaseModel):
         description="Propagator; default the server's (`auto`: flow+feature with DINOv2 weights, else flow).",
     )
     scope: Literal["between", "video"] = "video"
+    part_frames: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="A video longer than this is propagated in parts cut at its keyframes (Ray tasks under "
+        "`curator worker --ray`), with the same masks; default 1024.",
+    )
 
 
 class FrameAnnotations(BaseModel):

@@ -46,6 +46,8 @@ def propagate(
         if body.propagator not in names:
             raise ApiError(422, "unknown_propagator", f"unknown propagator {body.propagator!r}; valid: {', '.join(names)}")
     params = {"video_id": body.video_id, "propagator": body.propagator, "scope": body.scope}
+    if body.part_frames is not None:  # absent otherwise: the same propagation queued before is found
+        params["part_frames"] = body.part_frames
     job = start_job(
         session, runner, "propagate", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs
     )

@@ -89,8 +89,11 @@ def embed(
     backbone = body.backbone or settings.backbone
     if backbone != "auto" and backbone not in list_backbones():
         raise ApiError(422, "unknown_backbone", f"unknown backbone {backbone!r}; valid: auto, {', '.join(list_backbones())}")
+    params: dict[str, object] = {"backbone": backbone}
+    if body.part_frames is not None:
+        params["part_frames"] = body.part_frames
     job = start_job(
-        session, runner, "embed", project_id, {"backbone": backbone, "part_frames": body.part_frames}, principal.key_id,
+        session, runner, "embed", project_id, params, principal.key_id,
         max_queued=settings.max_queued_jobs,
     )
     response.headers["Location"] = f"/jobs/{job.id}"

@@ -14,9 +14,11 @@ from curator.jobs.base import JobContext, JobFailed, JobHandler
 from curator.jobs.dispatch import Dispatcher, LocalDispatcher
 from curator.jobs.parts import (
     EMBED_PART_FRAMES,
+    PROPAGATE_PART_FRAMES,
     embed_part,
     ingest_estimate,
     ingest_part,
+    propagate_items,
     propagate_part,
     propagator_choice,
 )
@@ -182,17 +184,19 @@ def propagate_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None 
 
     Without ``video_id``, every video of the project with human masks is propagated, one part per
     video (:func:`curator.jobs.parts.propagate_part`, run by ``dispatcher``); the result sums them
-    and lists each under ``videos``.
+    and lists each under ``videos``. A video longer than ``part_frames`` (param, default
+    :data:`curator.jobs.parts.PROPAGATE_PART_FRAMES`) is propagated in parts cut at its keyframes,
+    with the same masks.
     """
     dispatch = dispatcher or LocalDispatcher(backbones)
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from sqlalchemy import func, select
-
         from curator.store import repo
-        from curator.store.models import Frame
 
         single = ctx.params.get("video_id") is not None
+        size = int(ctx.params.get("part_frames") or PROPAGATE_PART_FRAMES)
+        if size < 1:
+            raise JobFailed("invalid_params", "part_frames must be at least 1")
         with ctx.workspace.db.session() as session:
             if single:
                 videos = [int(ctx.params["video_id"])]
@@ -200,13 +204,18 @@ def propagate_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None 
                 raise JobFailed("invalid_job", "a propagate job needs a project or a video")
             else:
                 videos = repo.videos_with_human_masks(session, ctx.project_id)
-            counted = select(Frame.video_id, func.count()).where(Frame.video_id.in_(videos)).group_by(Frame.video_id)
-            sizes = {int(v): int(n) for v, n in session.execute(counted).all()}
         if not videos:
             raise JobFailed("no_keyframes", f"project {ctx.project_id} has no human masks to propagate from")
         options = {"propagator": ctx.params.get("propagator"), "scope": ctx.params.get("scope") or "video"}
-        items = [{"video_id": v, **options} for v in videos]
-        results = dispatch.map(ctx, "propagate", propagate_part, items, [sizes.get(v) for v in videos])
+        items, estimates = propagate_items(ctx.workspace, videos, options, size)
+        parts = dispatch.map(ctx, "propagate", propagate_part, items, estimates)
+        results: list[dict[str, Any]] = []
+        for part in parts:  # the parts of a long video, summed into the video's result
+            if results and results[-1]["video_id"] == part["video_id"]:
+                for key in ("keyframes", "frames", "masks"):
+                    results[-1][key] += int(part[key])
+            else:
+                results.append(dict(part))
         if single:
             return {k: v for k, v in results[0].items() if k != "video_id"}
         return {

@@ -135,17 +135,66 @@ def propagate_part(
     env: PartEnv, params: dict[str, Any], progress: ProgressCallback, cancel: CancelCheck
 ) -> dict[str, Any]:
     """Propagate one video's human masks (params: ``video_id``, ``propagator``, ``scope``; see
-    :func:`curator.labels.propagation.propagate_video`).
+    :func:`curator.labels.propagation.propagate_video`), or only to its frames at positions
+    ``span`` (``[first, stop)``: a part of a long video, see
+    :func:`curator.labels.propagation.propagate_video_part`).
 
     Returns:
         ``video_id``, ``keyframes``, ``frames``, ``masks`` and ``propagator`` (the name it ran).
     """
-    from curator.labels.propagation import propagate_video
+    from curator.labels.propagation import propagate_video, propagate_video_part
 
     choice = propagator_choice(env.workspace, params.get("propagator"), env.backbones)
     video_id = int(params["video_id"])
-    result = propagate_video(
-        env.workspace, video_id, choice.propagator, scope=params.get("scope") or "video",
-        progress=progress, cancel=cancel,
-    )
+    scope = params.get("scope") or "video"
+    if params.get("span") is not None:
+        first, stop = (int(x) for x in params["span"])
+        result = propagate_video_part(
+            env.workspace, video_id, first, stop, choice.propagator, scope=scope, progress=progress, cancel=cancel
+        )
+    else:
+        result = propagate_video(
+            env.workspace, video_id, choice.propagator, scope=scope, progress=progress, cancel=cancel
+        )
     return {"video_id": video_id, **result, "propagator": choice.name}
+
+
+#: Frames per propagation part: a longer video is propagated by several parts, cut at keyframes.
+PROPAGATE_PART_FRAMES = 1024
+
+
+def propagate_items(
+    workspace: Workspace, videos: list[int], options: dict[str, Any], size: int
+) -> tuple[list[dict[str, Any]], list[int | None]]:
+    """The propagate parts of ``videos`` (params with ``options``) and their frame counts: one per
+    video, or parts of about ``size`` frames cut at keyframes (:func:`curator.labels.propagation.part_cuts`)."""
+    from sqlalchemy import func, select
+
+    from curator.labels.propagation import part_cuts
+    from curator.store.models import Annotation, Frame
+
+    with workspace.db.session() as session:
+        counted = select(Frame.video_id, func.count()).where(Frame.video_id.in_(videos)).group_by(Frame.video_id)
+        sizes = {int(v): int(n) for v, n in session.execute(counted).all()}
+        items: list[dict[str, Any]] = []
+        estimates: list[int | None] = []
+        for video in videos:
+            n = sizes.get(video, 0)
+            if n <= size:
+                items.append({"video_id": video, **options})
+                estimates.append(n or None)
+                continue
+            indices = session.scalars(
+                select(Frame.frame_index).where(Frame.video_id == video).order_by(Frame.frame_index)
+            ).all()
+            labelled_indices = set(
+                session.scalars(
+                    select(Frame.frame_index).join(Annotation, Annotation.frame_id == Frame.id)
+                    .where(Frame.video_id == video, Annotation.source == "human")
+                ).all()
+            )
+            labelled = [i for i, index in enumerate(indices) if index in labelled_indices]
+            for first, stop in part_cuts(len(indices), labelled, size):
+                items.append({"video_id": video, **options, "span": [first, stop]})
+                estimates.append(stop - first)
+    return items, estimates

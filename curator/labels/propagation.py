@@ -1,12 +1,13 @@
 """Propagating a video's human masks to its other stored frames, stored as ``propagated`` annotations.
 
 The job handler (:func:`curator.jobs.handlers.propagate_handler`) and :meth:`curator.project.Project.propagate`
-both run :func:`propagate_video`; failures are :class:`~curator.jobs.base.JobFailed` with a stable code
+both run :func:`propagate_video` (a long video in parts: :func:`propagate_video_part`); failures are :class:`~curator.jobs.base.JobFailed` with a stable code
 either way.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,55 @@ def propagate_to_frames(
     stored = [m for m in masks if m[0] in targets]
     _replace_propagated(workspace, sorted(targets), stored)
     return {"keyframes": len(keyframes), "frames": len({m[0] for m in stored}), "masks": len(stored), "span": len(span)}
+
+
+def propagate_video_part(
+    workspace: Workspace,
+    video_id: int,
+    first: int,
+    stop: int,
+    propagator: Any,
+    *,
+    scope: str = "video",
+    progress: Callable[[str, int, int | None], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """What :func:`propagate_video` stores for the frames at positions ``first <= i < stop`` of the
+    video (in frame order) only: one part of a long video's propagation.
+
+    A propagated frame's masks depend only on the keyframes that bracket it in its shot, so the
+    propagator runs over the stretch between the nearest keyframes around the part
+    (:func:`propagate_to_frames`) and the masks equal the whole video's; parts cut at keyframes
+    track no frame twice. Summed over parts that cover the video, the counts are
+    :func:`propagate_video`'s.
+
+    Returns:
+        Counts: ``keyframes`` (those inside the part), ``frames`` and ``masks`` stored.
+
+    Raises:
+        JobFailed: As :func:`propagate_video`.
+    """
+    if scope not in ("between", "video"):
+        raise _failed("invalid_params", f"scope must be 'between' or 'video', got {scope!r}")
+    frames, by_frame = _human_masks(workspace, video_id)
+    labelled = sorted(by_frame)
+    lo, hi = (labelled[0], labelled[-1]) if scope == "between" else (0, len(frames) - 1)
+    keyframes = [k.index + lo for k in _keyframes(by_frame, lo, hi, video_id)]
+    wanted = [i for i in range(max(first, lo), min(stop, hi + 1)) if i not in by_frame]
+    done = propagate_to_frames(workspace, video_id, [frames[i].id for i in wanted], propagator, progress=progress,
+                               cancel=cancel)
+    return {"keyframes": sum(1 for k in keyframes if first <= k < stop), "frames": len(wanted), "masks": done["masks"]}
+
+
+def part_cuts(frames: int, labelled: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Cut ``frames`` positions into parts of about ``size`` frames at labelled positions
+    (``labelled``: sorted positions of frames with human masks), so that a part's propagation
+    tracks no frame another part tracks; keyframes further apart than ``size`` make longer parts."""
+    cuts = [0]
+    for k in labelled:
+        if k - cuts[-1] >= size and k < frames:
+            cuts.append(k)
+    return list(itertools.pairwise([*cuts, frames]))
 
 
 def _nonempty(rle: dict[str, Any]) -> bool:
