@@ -79,7 +79,10 @@ def run_scenario(workspace: Workspace, clips: list[Path], submit: object = None)
         submit=submit,  # type: ignore[arg-type]
     )
     label_shot_starts(workspace, project_id)
-    propagate, _ = run_job(workspace, "propagate", project_id, {"propagator": "flow"}, submit=submit)  # type: ignore[arg-type]
+    # part_frames: a video with two shots (a keyframe each) is propagated in two parts
+    propagate, _ = run_job(
+        workspace, "propagate", project_id, {"propagator": "flow", "part_frames": 10}, submit=submit  # type: ignore[arg-type]
+    )
     dump = dump_project(workspace, project_id)
     from curator.store.models import Video
 
