@@ -19,14 +19,15 @@ from tests.test_cli_round import write_clip
 ROUND = {"steps": 6, "short_side": 56, "propagator": "flow", "budget": 3, "seed": 3}
 
 
-def _project(home: Path, clips: list[Path]) -> Any:
+def _project(home: Path, clips: list[Path], name: str = "parts") -> Any:
     from curator.config import load_settings
     from curator.project import Curator
 
     settings = load_settings(
         None, home=home, backbone_checkpoint=str(require(DINOV2_CHECKPOINT)), preannotate=False, segment_warm=False
     )
-    project = Curator(settings).project("parts")
+    # a name of its own: under --db postgresql every home of a test shares one database
+    project = Curator(settings).project(name)
     project.ingest(clips, backbone="classic")
     for video in project.videos():
         first = project.frames(video["id"])[0]
@@ -46,6 +47,7 @@ def _labels(project: Any) -> dict[tuple[str, int, int, str], Any]:
                    Annotation.confidence)
             .join(Frame, Frame.id == Annotation.frame_id)
             .join(Video, Video.id == Frame.video_id)
+            .where(Video.project_id == project.id)
         ).all()
     return {(v, int(i), int(o), s): (rle["counts"], round(float(c or 0), 6)) for v, i, o, s, rle, c in rows}
 
@@ -58,6 +60,7 @@ def _scores(project: Any) -> dict[tuple[str, int, str], float]:
             select(Video.filename, Frame.frame_index, FrameScoreRow.name, FrameScoreRow.value)
             .join(Frame, Frame.id == FrameScoreRow.frame_id)
             .join(Video, Video.id == Frame.video_id)
+            .where(Video.project_id == project.id)
         ).all()
     return {(v, int(i), n): float(x) for v, i, n, x in rows}
 
@@ -75,8 +78,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_parts_of_any_size_give_the_same_round(tmp_path: Path, clips: list[Path]) -> None:
     from curator.train.job import run_project_round
 
-    whole = _project(tmp_path / "whole", clips)
-    cut = _project(tmp_path / "cut", clips)
+    whole = _project(tmp_path / "whole", clips, "whole")
+    cut = _project(tmp_path / "cut", clips, "cut")
     seen: list[tuple[str, int, int | None]] = []
     one = run_project_round(whole.workspace, whole.id, dict(ROUND))
     two = run_project_round(cut.workspace, cut.id, {**ROUND, "part_frames": 4}, progress=lambda *a: seen.append(a))
@@ -89,8 +92,10 @@ def test_parts_of_any_size_give_the_same_round(tmp_path: Path, clips: list[Path]
         assert scores_cut[key] == pytest.approx(value, abs=1e-5), key
     assert one["metrics"]["dense"] == two["metrics"]["dense"]
     assert one["metrics"]["proxy_JF"] == two["metrics"]["proxy_JF"]
-    assert [(p["video_id"], p["frame_index"]) for p in one["picks"]] == [
-        (p["video_id"], p["frame_index"]) for p in two["picks"]
+    names_one = {v["id"]: v["filename"] for v in whole.videos()}
+    names_two = {v["id"]: v["filename"] for v in cut.videos()}
+    assert [(names_one[p["video_id"]], p["frame_index"]) for p in one["picks"]] == [
+        (names_two[p["video_id"]], p["frame_index"]) for p in two["picks"]
     ]
     dense = two["metrics"]["dense"]
     assert dense["human"] == 2 and dense["human"] + dense["propagated"] + dense["predicted"] == 14 + 9
@@ -130,7 +135,7 @@ def test_a_round_cancelled_while_scoring_leaves_the_previous_labels(tmp_path: Pa
     assert parts_scored and max(parts_scored) >= 4
     assert _labels(project) == before and _scores(project) == scores_before
     with project.workspace.db.session() as session:
-        assert [r.number for r in session.scalars(select(Round))] == [1]
+        assert [r.number for r in session.scalars(select(Round).where(Round.project_id == project.id))] == [1]
     rounds = project.workspace.blobs.path(f"projects/{project.id}/rounds")
     assert sorted(p.name for p in rounds.iterdir()) == ["0001.pt"]
 
