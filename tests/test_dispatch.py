@@ -104,7 +104,9 @@ class _Recording(LocalDispatcher):
         return super().map(ctx, stage, part, items, estimates)
 
 
-def test_a_long_video_is_embedded_in_parts_of_part_frames(settings: Settings, tmp_path: Path) -> None:
+@pytest.fixture
+def recording_home(settings: Settings) -> Iterator[tuple[Workspace, ThreadJobRunner, _Recording, int]]:
+    """A runner whose dispatcher records the parts it runs, and a project ``chunks``."""
     from curator.jobs.handlers import BackboneCache
 
     settings = settings.model_copy(update={"max_side": 96, "preannotate": False, "segment_warm": False})
@@ -112,29 +114,34 @@ def test_a_long_video_is_embedded_in_parts_of_part_frames(settings: Settings, tm
     dispatcher = _Recording(BackboneCache(workspace))
     runner = ThreadJobRunner(workspace, engine_handlers(workspace, dispatcher=dispatcher), server=False)
     runner.start()
-    try:
-        with workspace.db.session() as session:
-            project_id = repo.get_or_create_project(session, "chunks").id
-        clips = make_clips(tmp_path / "clips", 2, 12, width=96)
-        run_job(workspace, "ingest", project_id, {"paths": [str(c) for c in clips], "backbone": None},
-                submit=runner.submit)
-        dispatcher.items.clear()
-        embed, _ = run_job(workspace, "embed", project_id, {"backbone": "classic", "part_frames": 5},
-                           submit=runner.submit)
-        assert embed == {"embedded": 24, "backbone": "classic"}
-        chunks = [i["frame_ids"] for i in dispatcher.items]
-        assert [len(c) for c in chunks] == [5, 5, 2, 5, 5, 2]  # 12 = 5 + 5 + 2 in each video
-        with workspace.db.session() as session:
-            frames = session.execute(select(Frame.id, Frame.video_id)).all()
-            embedded = set(session.scalars(select(Embedding.frame_id)))
-        assert sorted(f for c in chunks for f in c) == sorted(f for f, _ in frames) and len(embedded) == 24
-        video_of = dict(frames)
-        assert all(len({video_of[f] for f in c}) == 1 for c in chunks)  # a part stays within one video
-        with pytest.raises(RuntimeError, match="invalid_params"):
-            run_job(workspace, "embed", project_id, {"backbone": "classic", "part_frames": -1}, submit=runner.submit)
-    finally:
-        runner.shutdown()
-        workspace.close()
+    with workspace.db.session() as session:
+        project_id = repo.get_or_create_project(session, "chunks").id
+    yield workspace, runner, dispatcher, project_id
+    runner.shutdown()
+    workspace.close()
+
+
+def test_a_long_video_is_embedded_in_parts_of_part_frames(
+    recording_home: tuple[Workspace, ThreadJobRunner, _Recording, int], tmp_path: Path
+) -> None:
+    workspace, runner, dispatcher, project_id = recording_home
+    clips = make_clips(tmp_path / "clips", 2, 12, width=96)
+    run_job(workspace, "ingest", project_id, {"paths": [str(c) for c in clips], "backbone": None},
+            submit=runner.submit)
+    dispatcher.items.clear()
+    embed, _ = run_job(workspace, "embed", project_id, {"backbone": "classic", "part_frames": 5},
+                       submit=runner.submit)
+    assert embed == {"embedded": 24, "backbone": "classic"}
+    chunks = [i["frame_ids"] for i in dispatcher.items]
+    assert [len(c) for c in chunks] == [5, 5, 2, 5, 5, 2]  # 12 = 5 + 5 + 2 in each video
+    with workspace.db.session() as session:
+        frames = session.execute(select(Frame.id, Frame.video_id)).all()
+        embedded = set(session.scalars(select(Embedding.frame_id)))
+    assert sorted(f for c in chunks for f in c) == sorted(f for f, _ in frames) and len(embedded) == 24
+    video_of = dict(frames)
+    assert all(len({video_of[f] for f in c}) == 1 for c in chunks)  # a part stays within one video
+    with pytest.raises(RuntimeError, match="invalid_params"):
+        run_job(workspace, "embed", project_id, {"backbone": "classic", "part_frames": -1}, submit=runner.submit)
 
 
 def _propagated(workspace: Workspace) -> dict[tuple[int, int], tuple[str, float]]:
@@ -148,53 +155,42 @@ def _propagated(workspace: Workspace) -> dict[tuple[int, int], tuple[str, float]
 
 @pytest.mark.parametrize("scope", ["video", "between"])
 def test_a_long_video_is_propagated_in_parts_cut_at_keyframes_with_the_same_masks(
-    settings: Settings, tmp_path: Path, scope: str
+    recording_home: tuple[Workspace, ThreadJobRunner, _Recording, int], tmp_path: Path, scope: str
 ) -> None:
     from curator.annotate.masks import encode_rle
-    from curator.jobs.handlers import BackboneCache
 
-    settings = settings.model_copy(update={"max_side": 96, "preannotate": False, "segment_warm": False})
-    workspace = Workspace(settings)
-    dispatcher = _Recording(BackboneCache(workspace))
-    runner = ThreadJobRunner(workspace, engine_handlers(workspace, dispatcher=dispatcher), server=False)
-    runner.start()
-    try:
-        with workspace.db.session() as session:
-            project_id = repo.get_or_create_project(session, "chunks").id
-        clips = make_clips(tmp_path / "clips", 2, 20, width=96)
-        run_job(workspace, "ingest", project_id, {"paths": [str(c) for c in clips], "backbone": None},
-                submit=runner.submit)
-        with workspace.db.session() as session:
-            frames = session.execute(
-                select(Frame.id, Frame.video_id, Frame.width, Frame.height).order_by(Frame.video_id, Frame.frame_index)
-            ).all()
-            first_video = frames[0].video_id
-            mine = [f for f in frames if f.video_id == first_video]
-            for position, box in ((2, (10, 30)), (7, (20, 40)), (13, (5, 25)), (16, (30, 50))):
-                f = mine[position]
-                mask = np.zeros((f.height, f.width), dtype=np.uint8)
-                mask[box[0] // 2 : box[1] // 2 + 8, box[0] : box[1]] = 1
-                objects = [(1, encode_rle(mask))] + ([(2, encode_rle(1 - mask))] if position == 7 else [])
-                repo.store_human_masks(session, f.id, objects)
-            other = [f for f in frames if f.video_id != first_video][4]
-            mask = np.zeros((other.height, other.width), dtype=np.uint8)
-            mask[5:20, 10:40] = 1
-            repo.store_human_masks(session, other.id, [(1, encode_rle(mask))])
+    workspace, runner, dispatcher, project_id = recording_home
+    clips = make_clips(tmp_path / "clips", 2, 20, width=96)
+    run_job(workspace, "ingest", project_id, {"paths": [str(c) for c in clips], "backbone": None},
+            submit=runner.submit)
+    with workspace.db.session() as session:
+        frames = session.execute(
+            select(Frame.id, Frame.video_id, Frame.width, Frame.height).order_by(Frame.video_id, Frame.frame_index)
+        ).all()
+        first_video = frames[0].video_id
+        mine = [f for f in frames if f.video_id == first_video]
+        for position, box in ((2, (10, 30)), (7, (20, 40)), (13, (5, 25)), (16, (30, 50))):
+            f = mine[position]
+            mask = np.zeros((f.height, f.width), dtype=np.uint8)
+            mask[box[0] // 2 : box[1] // 2 + 8, box[0] : box[1]] = 1
+            objects = [(1, encode_rle(mask))] + ([(2, encode_rle(1 - mask))] if position == 7 else [])
+            repo.store_human_masks(session, f.id, objects)
+        other = [f for f in frames if f.video_id != first_video][4]
+        mask = np.zeros((other.height, other.width), dtype=np.uint8)
+        mask[5:20, 10:40] = 1
+        repo.store_human_masks(session, other.id, [(1, encode_rle(mask))])
 
-        params = {"propagator": "flow", "scope": scope}
-        whole, _ = run_job(workspace, "propagate", project_id, params, submit=runner.submit)
-        masks = _propagated(workspace)
-        dispatcher.items.clear()
-        cut, _ = run_job(workspace, "propagate", project_id, {**params, "part_frames": 4}, submit=runner.submit)
-        assert cut == whole  # the parts of a video summed into its result
-        assert _propagated(workspace) == masks and len(masks) > 0
-        spans = [tuple(i["span"]) for i in dispatcher.items if i["video_id"] == first_video]
-        assert spans == [(0, 7), (7, 13), (13, 20)]  # cut at the keyframes 7 and 13, at least 4 apart
+    params = {"propagator": "flow", "scope": scope}
+    whole, _ = run_job(workspace, "propagate", project_id, params, submit=runner.submit)
+    masks = _propagated(workspace)
+    dispatcher.items.clear()
+    cut, _ = run_job(workspace, "propagate", project_id, {**params, "part_frames": 4}, submit=runner.submit)
+    assert cut == whole  # the parts of a video summed into its result
+    assert _propagated(workspace) == masks and len(masks) > 0
+    spans = [tuple(i["span"]) for i in dispatcher.items if i["video_id"] == first_video]
+    assert spans == [(0, 7), (7, 13), (13, 20)]  # cut at the keyframes 7 and 13, at least 4 apart
 
-        single, _ = run_job(workspace, "propagate", project_id, {**params, "video_id": first_video, "part_frames": 4},
-                            submit=runner.submit)
-        assert single == {k: v for k, v in whole["videos"][0].items() if k != "video_id"}
-        assert _propagated(workspace) == masks
-    finally:
-        runner.shutdown()
-        workspace.close()
+    single, _ = run_job(workspace, "propagate", project_id, {**params, "video_id": first_video, "part_frames": 4},
+                        submit=runner.submit)
+    assert single == {k: v for k, v in whole["videos"][0].items() if k != "video_id"}
+    assert _propagated(workspace) == masks

@@ -65,11 +65,7 @@ def propagate_video(
         JobFailed: If ``scope`` is unknown, the video does not exist, has no non-empty human masks,
             or a frame's image is missing.
     """
-    if scope not in ("between", "video"):
-        raise _failed("invalid_params", f"scope must be 'between' or 'video', got {scope!r}")
-    frames, by_frame = _human_masks(workspace, video_id)
-    keyed = sorted(by_frame)
-    lo, hi = (keyed[0], keyed[-1]) if scope == "between" else (0, len(frames) - 1)
+    frames, by_frame, lo, hi = _scoped(workspace, video_id, scope)
     span = frames[lo : hi + 1]
     keyframes = _keyframes(by_frame, lo, hi, video_id)
     source = _frame_source(workspace, span)
@@ -105,6 +101,21 @@ def propagate_to_frames(
     frames, by_frame = _human_masks(workspace, video_id)
     position = {row.id: i for i, row in enumerate(frames)}
     wanted = sorted({position[int(f)] for f in frame_ids if int(f) in position} - set(by_frame))
+    return _propagate_to_positions(workspace, video_id, frames, by_frame, wanted, propagator, progress, cancel)
+
+
+def _propagate_to_positions(
+    workspace: Workspace,
+    video_id: int,
+    frames: Sequence[Any],
+    by_frame: dict[int, dict[int, Any]],
+    wanted: list[int],
+    propagator: Any,
+    progress: Callable[[str, int, int | None], None] | None,
+    cancel: Callable[[], bool] | None,
+) -> dict[str, Any]:
+    """:func:`propagate_to_frames` for the sorted positions ``wanted`` (none with human masks) of
+    the video's ``frames`` and its human masks ``by_frame`` (as :func:`_human_masks` read them)."""
     if not wanted:
         return {"keyframes": 0, "frames": 0, "masks": 0, "span": 0}
     keyed = sorted(i for i, masks in by_frame.items() if any(_nonempty(m) for m in masks.values()))
@@ -151,15 +162,10 @@ def propagate_video_part(
     Raises:
         JobFailed: As :func:`propagate_video`.
     """
-    if scope not in ("between", "video"):
-        raise _failed("invalid_params", f"scope must be 'between' or 'video', got {scope!r}")
-    frames, by_frame = _human_masks(workspace, video_id)
-    labelled = sorted(by_frame)
-    lo, hi = (labelled[0], labelled[-1]) if scope == "between" else (0, len(frames) - 1)
+    frames, by_frame, lo, hi = _scoped(workspace, video_id, scope)
     keyframes = [k.index + lo for k in _keyframes(by_frame, lo, hi, video_id)]
     wanted = [i for i in range(max(first, lo), min(stop, hi + 1)) if i not in by_frame]
-    done = propagate_to_frames(workspace, video_id, [frames[i].id for i in wanted], propagator, progress=progress,
-                               cancel=cancel)
+    done = _propagate_to_positions(workspace, video_id, frames, by_frame, wanted, propagator, progress, cancel)
     return {"keyframes": sum(1 for k in keyframes if first <= k < stop), "frames": len(wanted), "masks": done["masks"]}
 
 
@@ -172,6 +178,23 @@ def part_cuts(frames: int, labelled: Sequence[int], size: int) -> list[tuple[int
         if k - cuts[-1] >= size and k < frames:
             cuts.append(k)
     return list(itertools.pairwise([*cuts, frames]))
+
+
+def _scoped(
+    workspace: Workspace, video_id: int, scope: str
+) -> tuple[Sequence[Any], dict[int, dict[int, Any]], int, int]:
+    """The video's frames and human masks (:func:`_human_masks`) and the positions ``lo..hi`` that
+    ``scope`` covers: every frame (``video``), or the first to the last human-labelled one (``between``).
+
+    Raises:
+        JobFailed: ``invalid_params`` for another scope, or as :func:`_human_masks`.
+    """
+    if scope not in ("between", "video"):
+        raise _failed("invalid_params", f"scope must be 'between' or 'video', got {scope!r}")
+    frames, by_frame = _human_masks(workspace, video_id)
+    labelled = sorted(by_frame)
+    lo, hi = (labelled[0], labelled[-1]) if scope == "between" else (0, len(frames) - 1)
+    return frames, by_frame, lo, hi
 
 
 def _nonempty(rle: dict[str, Any]) -> bool:
