@@ -29,7 +29,7 @@ class RoundCreate(BaseModel):
     mc_samples: int | None = Field(default=None, ge=0, le=64)
     part_frames: int | None = Field(
         default=None, ge=1, le=1_000_000,
-        description="Frames per scoring part (a Ray task under `curator worker --ray`); default 512.",
+        description="Frames per propagate part (cut at keyframes) and per scoring part (Ray tasks under `curator worker --ray`); default 512.",
     )
 
 

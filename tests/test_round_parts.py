@@ -19,7 +19,7 @@ from tests.test_cli_round import write_clip
 ROUND = {"steps": 6, "short_side": 56, "propagator": "flow", "budget": 3, "seed": 3}
 
 
-def _project(home: Path, clips: list[Path], name: str = "parts") -> Any:
+def _project(home: Path, clips: list[Path], name: str = "parts", keyframes: tuple[int, ...] = (0,)) -> Any:
     from curator.config import load_settings
     from curator.project import Curator
 
@@ -30,10 +30,12 @@ def _project(home: Path, clips: list[Path], name: str = "parts") -> Any:
     project = Curator(settings).project(name)
     project.ingest(clips, backbone="classic")
     for video in project.videos():
-        first = project.frames(video["id"])[0]
-        mask = np.zeros((first["height"], first["width"]), dtype=bool)
-        mask[14:34, 4:24] = True
-        project.label(first["id"], {1: mask})
+        frames = project.frames(video["id"])
+        for k in keyframes:
+            if k < len(frames):
+                mask = np.zeros((frames[k]["height"], frames[k]["width"]), dtype=bool)
+                mask[14 + k : 34 + k, 4:24] = True
+                project.label(frames[k]["id"], {1: mask})
     return project
 
 
@@ -112,6 +114,43 @@ def test_parts_of_any_size_give_the_same_round(tmp_path: Path, clips: list[Path]
     # the parts' work folder is gone; the proxy's checkpoint stays
     rounds = cut.workspace.blobs.path(f"projects/{cut.id}/rounds")
     assert sorted(p.name for p in rounds.iterdir()) == ["0001.pt"]
+
+
+def test_a_long_videos_propagation_in_parts_cut_at_keyframes_gives_the_same_round(
+    tmp_path: Path, clips: list[Path]
+) -> None:
+    from curator.train.job import run_project_round
+
+    whole = _project(tmp_path / "whole", clips, "pwhole", keyframes=(0, 5, 10))
+    cut = _project(tmp_path / "cut", clips, "pcut", keyframes=(0, 5, 10))
+    one = run_project_round(whole.workspace, whole.id, dict(ROUND))
+    two = run_project_round(cut.workspace, cut.id, {**ROUND, "part_frames": 4})
+    # clip0 (14 frames, keyframes 0, 5, 10) in 3 parts, clip1 (9 frames, keyframes 0, 5) in 2
+    assert one["metrics"]["parts"]["propagate"] == 2 and two["metrics"]["parts"]["propagate"] == 5
+    labels = _labels(cut)
+    assert _labels(whole) == labels
+    assert sum(1 for key in labels if key[3] == "propagated") > 0
+    assert one["metrics"]["dense"] == two["metrics"]["dense"]
+    assert one["metrics"]["proxy_JF"] == two["metrics"]["proxy_JF"]
+
+
+def test_propagate_parts_reach_the_keyframes_around_them() -> None:
+    from curator.annotate.frames import FrameSource
+    from curator.train.job import propagate_parts
+    from curator.train.loop import VideoState
+
+    def source(n: int) -> FrameSource:
+        return FrameSource([np.zeros((2, 2, 3), dtype=np.uint8)] * n)
+
+    full, empty = {1: np.ones((2, 2), dtype=bool)}, {1: np.zeros((2, 2), dtype=bool)}
+    video = VideoState(7, source(20), np.arange(20), human={3: full, 9: empty, 12: full})
+    assert propagate_parts([video], 100) == [{"video_id": 7, "span": [0, 20], "reach": [0, 20]}]
+    # an empty human frame (9) is not a keyframe: no cut there, and the reach skips it
+    assert propagate_parts([video], 5) == [
+        {"video_id": 7, "span": [0, 12], "reach": [0, 13]},
+        {"video_id": 7, "span": [12, 20], "reach": [12, 20]},
+    ]
+    assert propagate_parts([VideoState(8, source(4), np.arange(4))], 2) == []
 
 
 def test_a_round_cancelled_while_scoring_leaves_the_previous_labels(tmp_path: Path, clips: list[Path]) -> None:

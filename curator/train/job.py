@@ -77,10 +77,15 @@ def frame_store_key(content_hash: str | None, path: Path) -> str:
     return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def load_videos(workspace: Workspace, project_id: int, video_ids: list[int] | None = None) -> list[VideoState]:
+def load_videos(
+    workspace: Workspace, project_id: int, video_ids: list[int] | None = None, span: tuple[int, int] | None = None
+) -> list[VideoState]:
     """The project's videos (``video_ids``: only those) as :class:`VideoState`: JPEGs read on demand,
     and flow and patch features read from (and written to) the workspace's derived-data store, so
-    memory stays flat in project size and a later round reuses what this one computed."""
+    memory stays flat in project size and a later round reuses what this one computed.
+
+    With ``span`` (``[lo, hi)`` positions in frame order), each video holds only those frames and
+    its positions count from ``lo``."""
 
     from curator.annotate.frames import FrameSource
     from curator.annotate.masks import decode_rle
@@ -111,6 +116,8 @@ def load_videos(workspace: Workspace, project_id: int, video_ids: list[int] | No
     out = []
     store = derived_store(workspace)
     for video_id, frames in by_video.items():
+        if span is not None:
+            frames = frames[span[0] : span[1]]
         if not frames:
             continue
         paths = [workspace.blobs.path(f.blob_path) for f in frames]
@@ -241,7 +248,8 @@ def run_project_round(
 ) -> dict[str, Any]:
     """Run one round of a project (module docstring) and return a JSON-ready summary.
 
-    Propagation runs as one part per video with human masks (:func:`round_propagate_part`) and
+    Propagation runs as one part per video with human masks, or per about ``part_frames`` frames of
+    a long one cut at keyframes (:func:`round_propagate_part`, :func:`propagate_parts`), and
     scoring as one part per video, or per ``part_frames`` frames of a long one
     (:func:`round_score_part`); ``dispatch`` runs them (a job's
     :class:`~curator.jobs.dispatch.Dispatcher`: Ray tasks under ``curator worker --ray``), else they
@@ -252,7 +260,7 @@ def run_project_round(
 
     Params: ``strategy`` (default the settings' selector), ``budget`` (default 10), ``seed``,
     ``propagator`` (default the settings'), ``backbone`` (pool embeddings), ``selector_params``,
-    ``part_frames`` (frames per scoring part, default :data:`PART_FRAMES`) and the
+    ``part_frames`` (frames per propagate and scoring part, default :data:`PART_FRAMES`) and the
     :func:`round_config` knobs.
 
     Raises:
@@ -296,12 +304,12 @@ def run_project_round(
     stored = False
     try:
         start = time.perf_counter()
-        labelled = [v for v in videos if v.human]
-        dispatch(
-            "propagate", round_propagate_part, [{**shared, "video_id": v.key} for v in labelled],
-            [len(v) for v in labelled],
+        parts = propagate_parts(videos, part_frames)
+        written = dispatch(
+            "propagate", round_propagate_part, [{**shared, **part} for part in parts],
+            [part["span"][1] - part["span"][0] for part in parts],
         )
-        propagated = read_propagated(workspace, work, [v.key for v in labelled])
+        propagated = read_propagated(workspace, [str(w["file"]) for w in written])
         timings = {"propagate": time.perf_counter() - start}
         trained = train_round(videos, propagated, tools.features, tools.cfg, objects, report, cancel)
         del propagated
@@ -311,7 +319,8 @@ def run_project_round(
         start = time.perf_counter()
         spans = [(v.key, lo, min(lo + part_frames, len(v))) for v in videos for lo in range(0, len(v), part_frames)]
         items = [
-            {**shared, "video_id": key, "span": [lo, hi], "checkpoint": checkpoint, "objects": objects}
+            {**shared, "video_id": key, "span": [lo, hi], "checkpoint": checkpoint, "objects": objects,
+             "propagated": _overlapping(written, key, lo, hi)}
             for key, lo, hi in spans
         ]
         outcomes = dispatch("score", round_score_part, items, [hi - lo for _, lo, hi in spans])
@@ -337,7 +346,7 @@ def run_project_round(
         sweep_derived(workspace)
         timings["sweep"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - started
-        metrics = {**trained.metrics, "dense": counts, "parts": {"propagate": len(labelled), "score": len(items)}}
+        metrics = {**trained.metrics, "dense": counts, "parts": {"propagate": len(parts), "score": len(items)}}
         set_round_state(workspace, round_id, "succeeded", metrics=metrics, timings=timings,
                         selection_id=picks["selection_id"], checkpoint=checkpoint)
     except BaseException:
@@ -349,23 +358,56 @@ def run_project_round(
     return {"round_id": round_id, "number": number, "metrics": metrics, "timings": timings, **picks}
 
 
-#: Frames per scoring part of a round: a longer video is scored by several parts (Ray tasks).
+#: Frames per propagate and scoring part of a round: a longer video is split into several parts (Ray tasks).
 PART_FRAMES = 512
 
 
-def _propagated_file(work: str, video_id: int) -> str:
-    return f"{work}/propagated-{video_id}.npz"
+def keyframe_positions(video: VideoState) -> list[int]:
+    """Positions of the video's frames whose human masks are not all empty (those a round propagates from)."""
+    return sorted(i for i, masks in video.human.items() if any(m.any() for m in masks.values()))
+
+
+def propagate_parts(videos: list[VideoState], size: int) -> list[dict[str, Any]]:
+    """The round's propagate parts: one per video with keyframes, or parts of about ``size`` frames
+    cut at keyframes (:func:`curator.labels.propagation.part_cuts`). Each names its ``video_id``,
+    ``span`` (``[first, stop)``: the positions it writes) and ``reach`` (``[lo, hi)``: the
+    positions it tracks over, from the keyframe before ``first`` to the one after the span's last
+    frame), so every frame's labels equal those of the whole video's propagation."""
+    from curator.labels.propagation import part_cuts
+
+    parts: list[dict[str, Any]] = []
+    for video in videos:
+        keyed = keyframe_positions(video)
+        if not keyed:
+            continue
+        for first, stop in part_cuts(len(video), keyed, size) if len(video) > size else [(0, len(video))]:
+            lo = max((k for k in keyed if k <= first), default=first)
+            hi = min((k for k in keyed if k >= stop - 1), default=stop - 1)
+            parts.append({"video_id": video.key, "span": [first, stop], "reach": [lo, hi + 1]})
+    return parts
+
+
+def _overlapping(written: list[dict[str, Any]], video_id: int, lo: int, hi: int) -> list[str]:
+    """The files of the propagate parts of ``video_id`` whose spans meet positions ``[lo, hi)``."""
+    return [
+        str(w["file"]) for w in written
+        if int(w["video_id"]) == video_id and int(w["span"][0]) < hi and lo < int(w["span"][1])
+    ]
 
 
 def round_propagate_part(
     env: PartEnv, params: dict[str, Any], progress: ProgressCallback, cancel: CancelCheck
 ) -> dict[str, Any]:
-    """Propagate one video's human masks for a round and compute the proxy's patch features of its
+    """Propagate one video's human masks for a round (or the frames ``span`` of a long one, tracked
+    over ``reach``: see :func:`propagate_parts`) and compute the proxy's patch features of its
     frames (kept in the derived-data store, for training and scoring); the propagated label maps and
-    confidences go to ``<work>/propagated-<video>.npz``.
+    confidences go to ``<work>/propagated-<video>-<first>.npz``.
 
-    Params: ``project_id``, ``video_id``, ``work`` (the round's work folder, blob-relative) and
-    ``round_params`` (the round's params, for its propagator and settings).
+    Params: ``project_id``, ``video_id``, ``span``, ``reach``, ``work`` (the round's work folder,
+    blob-relative) and ``round_params`` (the round's params, for its propagator and settings).
+
+    Returns:
+        ``video_id``, ``span``, ``file`` (what it wrote), ``frames`` and ``propagated`` (counts).
     """
     from curator.train.loop import propagate_round
 
@@ -373,33 +415,38 @@ def round_propagate_part(
     round_params = dict(params["round_params"])
     tools = round_tools(workspace, round_params, int(round_params["seed"]), str(round_params["strategy"]))
     video_id = int(params["video_id"])
-    videos = load_videos(workspace, int(params["project_id"]), [video_id])
+    first, stop = (int(x) for x in params["span"])
+    lo, hi = (int(x) for x in params["reach"])
+    videos = load_videos(workspace, int(params["project_id"]), [video_id], span=(lo, hi))
     if not videos:
         raise JobFailed("video_missing", f"video {video_id} is gone")
     propagated = propagate_round(videos, tools.propagator, tools.features, tools.cfg, progress, cancel)
-    keys = sorted(i for v, i in propagated if v == video_id)
+    keys = sorted(i for v, i in propagated if v == video_id and first <= i + lo < stop)
     packed = [propagated[(video_id, i)] for i in keys]
     shape = packed[0][0].shape if packed else (0, 0)
     buffer = io.BytesIO()
     np.savez(
         buffer,
-        index=np.array(keys, dtype=np.int64),
+        video=np.array(video_id, dtype=np.int64),
+        index=np.array(keys, dtype=np.int64) + lo,
         confidence=np.array([c for _, c in packed], dtype=np.float64),
         offsets=np.cumsum([0] + [len(p.data) for p, _ in packed]).astype(np.int64),
         data=np.frombuffer(b"".join(p.data for p, _ in packed), dtype=np.uint8),
         shape=np.array(shape, dtype=np.int64),
     )
-    write_file_atomic(workspace.blobs.path(_propagated_file(str(params["work"]), video_id)), buffer.getvalue())
-    return {"video_id": video_id, "frames": len(videos[0]), "propagated": len(keys)}
+    name = f"{params['work']}/propagated-{video_id}-{first}.npz"
+    write_file_atomic(workspace.blobs.path(name), buffer.getvalue())
+    return {"video_id": video_id, "span": [first, stop], "file": name, "frames": stop - first, "propagated": len(keys)}
 
 
-def read_propagated(workspace: Workspace, work: str, video_ids: list[int]) -> Propagated:
-    """The propagated label maps and confidences the propagate parts of a round wrote."""
+def read_propagated(workspace: Workspace, files: list[str]) -> Propagated:
+    """The propagated label maps and confidences that a round's propagate parts wrote to ``files``."""
     from curator.train.loop import Packed
 
     out: Propagated = {}
-    for video_id in video_ids:
-        with np.load(workspace.blobs.path(_propagated_file(work, video_id))) as stored:
+    for name in files:
+        with np.load(workspace.blobs.path(name)) as stored:
+            video_id = int(stored["video"])
             data, offsets, shape = stored["data"].tobytes(), stored["offsets"], tuple(int(x) for x in stored["shape"])
             for n, (index, confidence) in enumerate(zip(stored["index"], stored["confidence"], strict=True)):
                 out[(video_id, int(index))] = (
@@ -430,7 +477,8 @@ def round_score_part(
     labels (RLE) and scores go to ``<work>/scored-<video>-<first frame>.json`` for the round to store.
 
     Params: ``project_id``, ``video_id``, ``span`` (``[lo, hi)`` frame indices), ``checkpoint`` (the
-    proxy's blob path), ``objects``, ``work`` and ``round_params`` (as :func:`round_propagate_part`'s).
+    proxy's blob path), ``objects``, ``propagated`` (the files of the propagate parts that cover the
+    span), ``work`` and ``round_params`` (as :func:`round_propagate_part`'s).
     """
     from curator.annotate.masks import encode_rle
     from curator.train.loop import score_round
@@ -444,7 +492,7 @@ def round_score_part(
     if not videos:
         raise JobFailed("video_missing", f"video {video_id} is gone")
     work = str(params["work"])
-    propagated = read_propagated(workspace, work, [video_id]) if videos[0].human else {}
+    propagated = read_propagated(workspace, [str(f) for f in params.get("propagated") or []])
     model = _proxy(workspace.blobs.path(str(params["checkpoint"])))
     dense: list[list[Any]] = []
 
