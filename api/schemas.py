@@ -114,6 +114,11 @@ class PathRegister(BaseModel):
     stride: int | None = Field(
         default=None, ge=1, le=100_000, description="Keep every n-th decoded frame; default the server's `sample_stride`."
     )
+    part_frames: int | None = Field(
+        default=None, ge=1, le=100_000_000,
+        description="A file of more than this many decoded frames is decoded in parts cut at its keyframes (Ray "
+        "tasks under `curator worker --ray`) and stored as one video; default 4096.",
+    )
 
 
 class SelectionCreate(BaseModel):

@@ -105,7 +105,7 @@ def _decode_stage(
     stats = _DecodeStats()
     with RssSampler() as rss:
         start, cpu = time.perf_counter(), time.process_time()
-        for _item in _produce(video, FrameSampler(), ShotDetector(fps), size, stats, jpeg_quality):
+        for _item in _produce(video, iter_frames(video), FrameSampler(), ShotDetector(fps), size, stats, jpeg_quality):
             pass
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return stats.decoded, seconds, cpu, rss.peak

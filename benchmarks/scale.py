@@ -177,9 +177,12 @@ def wait_for_cpus(cpus: int, timeout: float = 120.0) -> None:
 # --- footage, labels and what a project holds --------------------------------------------------
 
 
-def make_clips(dest: Path, count: int, frames: int, *, width: int = 320, source: Path = SAMPLE) -> list[Path]:
+def make_clips(
+    dest: Path, count: int, frames: int, *, width: int = 320, source: Path = SAMPLE, gop: int | None = None
+) -> list[Path]:
     """``count`` distinct H.264 clips of ``frames`` frames cut from ``source`` (each from another
-    offset, wrapping around), scaled to ``width`` pixels wide."""
+    offset, wrapping around), scaled to ``width`` pixels wide, with a keyframe at least every
+    ``gop`` frames when given (a long file is ingested in parts cut at keyframes)."""
     import av
     import cv2
 
@@ -194,6 +197,8 @@ def make_clips(dest: Path, count: int, frames: int, *, width: int = 320, source:
         with av.open(str(path), "w") as out:
             stream = out.add_stream("h264", rate=Fraction(25))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            if gop is not None:
+                stream.codec_context.gop_size = gop
             for i in range(frames):
                 image = np.ascontiguousarray(
                     cv2.resize(images[(start + i) % len(images)], (width, height), interpolation=cv2.INTER_AREA),

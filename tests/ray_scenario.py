@@ -65,19 +65,22 @@ def scenario_settings(home: Path, database_url: str = "", dinov2: Path | None = 
     return load_settings(None, home=home, database_url=database_url, **values)
 
 
-def run_scenario(workspace: Workspace, clips: list[Path], submit: object = None) -> dict[str, object]:
-    """Ingest ``clips`` into project ``ray``, give each shot a human mask, propagate the project,
-    then (with DINOv2 weights in the settings) run a round; returns the project's dump with the
-    jobs' results and, under ``round``, the labels and metrics the round left (``submit``: a local
-    runner's, else a worker polls)."""
+def run_scenario(
+    workspace: Workspace, clips: list[Path], submit: object = None, ingest_part_frames: int | None = None
+) -> dict[str, object]:
+    """Ingest ``clips`` into project ``ray`` (in parts of ``ingest_part_frames`` decoded frames cut at
+    keyframes, when given), give each shot a human mask, propagate the project, then (with DINOv2
+    weights in the settings) run a round; returns the project's dump with the jobs' results, the
+    ingest parts of each clip under ``ingest_parts`` and, under ``round``, the labels and metrics
+    the round left (``submit``: a local runner's, else a worker polls)."""
     from curator.store import repo
 
     with workspace.db.session() as session:
         project_id = repo.get_or_create_project(session, "ray").id
-    ingest, _ = run_job(
-        workspace, "ingest", project_id, {"paths": [str(c) for c in clips], "backbone": "classic"},
-        submit=submit,  # type: ignore[arg-type]
-    )
+    params: dict[str, object] = {"paths": [str(c) for c in clips], "backbone": "classic"}
+    if ingest_part_frames is not None:
+        params["part_frames"] = ingest_part_frames
+    ingest, _ = run_job(workspace, "ingest", project_id, params, submit=submit)  # type: ignore[arg-type]
     label_shot_starts(workspace, project_id)
     # part_frames: a video with two shots (a keyframe each) is propagated in two parts
     propagate, _ = run_job(
@@ -94,6 +97,7 @@ def run_scenario(workspace: Workspace, clips: list[Path], submit: object = None)
     for result in (ingest, propagate):
         for video in result.get("videos", []):
             video.pop("video_id", None)
+    dump["ingest_parts"] = [video.pop("parts") for video in ingest["videos"]]
     dump["results"] = {"ingest": ingest, "propagate": propagate}
     if workspace.settings.backbone_checkpoint:
         done, _ = run_job(workspace, "round", project_id, dict(ROUND_PARAMS), submit=submit)  # type: ignore[arg-type]
@@ -172,7 +176,9 @@ def main() -> int:
                 wait_for_cpus(2)
                 nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
                 ray.shutdown()
-                dump = run_scenario(workspace, args.clips)
+                # the Ray run ingests in parts of 12 frames (clips of 30 with a keyframe every 10),
+                # the local one whole: the stored frames must be the same
+                dump = run_scenario(workspace, args.clips, ingest_part_frames=12)
                 # a clip long enough that the cancel lands mid-ingest even on an idle machine
                 long_clip = make_clips(args.home.with_name("cancel-clip"), 1, 1500, width=640)[0]
                 dump["cancel"] = cancel_check(workspace, long_clip)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from curator.cli import app
+from curator.ingest.decode import iter_frames
 from curator.ingest.pipeline import _DecodeStats, _produce, output_size
 from curator.ingest.sample import FrameSampler
 from curator.ingest.shots import ShotDetector
@@ -43,7 +44,7 @@ def test_bench_ingest_reports_bare_decoding_and_the_ratios(tmp_path: Path, monke
 def test_decode_stage_yields_in_order_whatever_the_pool(workers: int) -> None:
     size = output_size(640, 272, 320)
     stats = _DecodeStats()
-    items = list(_produce(_require(BIKES), FrameSampler(stride=2), ShotDetector(25.0), size, stats, 90, workers))
+    items = list(_produce(_require(BIKES), iter_frames(_require(BIKES)), FrameSampler(stride=2), ShotDetector(25.0), size, stats, 90, workers))
     assert [i.index for i in items] == list(range(0, 250, 2))
     assert stats.decoded == 250 and stats.shots[0].start == 0 and stats.shots[-1].end == 250
     assert all(i.rgb.shape == (size[1], size[0], 3) and i.jpeg[:2] == b"\xff\xd8" for i in items)
@@ -53,7 +54,7 @@ def test_abandoning_the_decode_stage_stops_its_threads() -> None:
     import threading
 
     before = {t.name for t in threading.enumerate()}
-    stage = _produce(_require(BIKES), FrameSampler(), ShotDetector(25.0), (320, 136), _DecodeStats(), 90, 2)
+    stage = _produce(_require(BIKES), iter_frames(_require(BIKES)), FrameSampler(), ShotDetector(25.0), (320, 136), _DecodeStats(), 90, 2)
     assert next(stage).index == 0
     stage.close()
     left = {t.name for t in threading.enumerate()} - before

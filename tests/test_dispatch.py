@@ -3,6 +3,7 @@ same part functions as ``curator worker --ray`` (tests/test_ray_worker.py runs t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,59 @@ def test_a_long_video_is_propagated_in_parts_cut_at_keyframes_with_the_same_mask
                         submit=runner.submit)
     assert single == {k: v for k, v in whole["videos"][0].items() if k != "video_id"}
     assert _propagated(workspace) == masks
+
+
+def _frames_of(workspace: Workspace, project_id: int) -> list[tuple[int, float, str]]:
+    with workspace.db.session() as session:
+        rows = session.execute(
+            select(Frame.frame_index, Frame.timestamp, Frame.content_hash)
+            .join(Video, Video.id == Frame.video_id).where(Video.project_id == project_id).order_by(Frame.frame_index)
+        ).all()
+    return [(int(i), float(t), str(h)) for i, t, h in rows]
+
+
+def test_a_long_file_is_ingested_in_parts_cut_at_keyframes(
+    recording_home: tuple[Workspace, ThreadJobRunner, _Recording, int], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.test_ingest_chunks import write_scenes
+
+    workspace, runner, dispatcher, project_id = recording_home
+    clip = tmp_path / "scenes.mp4"
+    write_scenes(clip)
+    with workspace.db.session() as session:
+        whole_id = repo.get_or_create_project(session, "whole").id
+        fallback_id = repo.get_or_create_project(session, "fallback").id
+    whole, _ = run_job(workspace, "ingest", whole_id, {"path": str(clip), "backbone": "classic"}, submit=runner.submit)
+    assert [i.get("chunk") for i in dispatcher.items] == [None]  # 300 frames: one part by default
+    dispatcher.items.clear()
+    cut, _ = run_job(workspace, "ingest", project_id, {"path": str(clip), "backbone": "classic", "part_frames": 50},
+                     submit=runner.submit)
+    spans = [(i["chunk"]["first"], i["chunk"]["stop"]) for i in dispatcher.items]
+    assert len(spans) >= 4 and spans[0][0] == 0 and spans[-1][1] == 300
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    same = ("frames", "decoded_frames", "shots", "embedded", "backbone", "created", "sample_fps", "sample_stride")
+    assert {k: cut[k] for k in same} == {k: whole[k] for k in same}
+    assert whole["parts"] == 1 and cut["parts"] == len(spans)
+    assert cut["shots"] == 4 and cut["embedded"] == cut["frames"] == 300
+    assert _frames_of(workspace, project_id) == _frames_of(workspace, whole_id)
+    assert not list((workspace.blobs.root / ".staging").iterdir())  # the parts' folders are gone
+    again, _ = run_job(workspace, "ingest", project_id, {"path": str(clip), "backbone": "classic", "part_frames": 50},
+                       submit=runner.submit)
+    assert not again["created"] and again["video_id"] == cut["video_id"]
+
+    # a part whose frames are not the plan's: the file goes in whole
+    from curator.ingest import chunks
+
+    def mismatch(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise chunks.ChunkMismatch("frames differ after the seek")
+
+    monkeypatch.setattr(chunks, "ingest_chunk", mismatch)
+    dispatcher.items.clear()
+    redone, _ = run_job(workspace, "ingest", fallback_id, {"path": str(clip), "backbone": "classic", "part_frames": 50},
+                        submit=runner.submit)
+    assert [i.get("chunk") is None for i in dispatcher.items][-1] and len(dispatcher.items) == len(spans) + 1
+    assert _frames_of(workspace, fallback_id) == _frames_of(workspace, whole_id)
+    assert redone["shots"] == 4 and redone["parts"] == 1
+    with pytest.raises(RuntimeError, match="invalid_params"):
+        run_job(workspace, "ingest", fallback_id, {"path": str(clip), "part_frames": 0}, submit=runner.submit)

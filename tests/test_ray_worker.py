@@ -75,7 +75,7 @@ def _vectors(dump: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def test_ray_worker_ingests_and_propagates_like_the_local_runner(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     _require_cluster_tools()
-    clips = make_clips(tmp_path / "clips", 3, 30)
+    clips = make_clips(tmp_path / "clips", 3, 30, gop=10)
     out = tmp_path / "ray.json"
     argv = [sys.executable, str(REPO / "tests" / "ray_scenario.py"), "--out", str(out), "--home", str(tmp_path / "ray-home")]
     if request.config.getoption("--db") == "postgresql":  # the outer server is out of reach in the namespace
@@ -96,6 +96,8 @@ def test_ray_worker_ingests_and_propagates_like_the_local_runner(tmp_path: Path,
     assert ray_run["worker_exit"] == 0
     assert len(ray_run["videos"]) == 3 and len(ray_run["frames"]) == 90
     assert ray_run["results"] == local["results"]
+    # the Ray run decoded each clip in parts cut at keyframes (Ray tasks), the local one whole
+    assert local["ingest_parts"] == [1, 1, 1] and all(n >= 2 for n in ray_run["ingest_parts"])
     propagated = ray_run["results"]["propagate"]
     assert propagated["frames"] == 90 - propagated["keyframes"]  # every frame but the keyframes (one a shot)
     assert propagated["keyframes"] == ray_run["results"]["ingest"]["shots"]

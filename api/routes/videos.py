@@ -36,10 +36,17 @@ UPLOAD_BODY = {
 }
 
 
-def sampling_params(fps: float | None, stride: int | None) -> dict[str, float | int]:
-    """The ingest job's per-video sampling parameters (only those given: the job's identity does not
-    change for an upload without them)."""
-    return {k: v for k, v in (("fps", fps), ("stride", stride)) if v is not None}
+def sampling_params(fps: float | None, stride: int | None, part_frames: int | None = None) -> dict[str, float | int]:
+    """The ingest job's per-video sampling parameters and part size (only those given: the job's
+    identity does not change for an upload without them)."""
+    return {k: v for k, v in (("fps", fps), ("stride", stride), ("part_frames", part_frames)) if v is not None}
+
+
+#: How ``part_frames`` is described to clients (the upload's query and the register body).
+PART_FRAMES_DOC = (
+    "A file of more than this many decoded frames is decoded in parts cut at its keyframes (Ray tasks under "
+    "`curator worker --ray`) and stored as one video; default 4096."
+)
 
 
 @router.post(
@@ -66,12 +73,13 @@ async def upload_video(
     stride: int | None = Query(
         default=None, ge=1, le=100_000, description="Keep every n-th decoded frame; default the server's `sample_stride`."
     ),
+    part_frames: int | None = Query(default=None, ge=1, le=100_000_000, description=PART_FRAMES_DOC),
 ) -> JobPublic:
     """Upload a video (multipart ``file``); it is streamed to disk, checked by decoding, then ingested.
 
     The answer is 202 with the ingest job; poll ``GET /jobs/{id}``. ``?fps=`` and ``?stride=`` set
     this video's sampling in place of the server's ``sample_fps`` and ``sample_stride`` (422 out of
-    range, before the body is read). A file that is empty, larger than ``upload_max_bytes`` or not a
+    range, before the body is read); ``?part_frames=`` the size of the parts a long file is decoded in. A file that is empty, larger than ``upload_max_bytes`` or not a
     decodable video is refused with 4xx and nothing is stored; so is any upload while the project
     has ``max_queued_jobs`` queued jobs (429, checked before the body is read), or when the disk
     fills up (507). A file the project holds already is not ingested again, whatever its options.
@@ -84,7 +92,7 @@ async def upload_video(
     name, size = await receive_upload(request, dest, settings.upload_max_bytes)
     params = {
         "path": relative, "upload": True, "filename": name, "size_bytes": size, "backbone": settings.backbone,
-        **sampling_params(fps, stride),
+        **sampling_params(fps, stride, part_frames),
     }
     try:
         await run_in_threadpool(check_video, dest, name)
@@ -128,7 +136,7 @@ def register_video(
     check_video(real, name)
     params = {
         "path": str(real), "upload": False, "filename": name, "backbone": settings.backbone,
-        **sampling_params(body.fps, body.stride),
+        **sampling_params(body.fps, body.stride, body.part_frames),
     }
     job = start_job(session, runner, "ingest", project_id, params, principal.key_id, max_queued=settings.max_queued_jobs)
     response.headers["Location"] = f"/jobs/{job.id}"

@@ -177,3 +177,42 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
             raise VideoDecodeError(f"{path}: decoding failed after {index} frames ({exc})") from exc
     finally:
         container.close()
+
+
+def iter_frames_from(
+    path: str | Path, first: int, start_pts: int, stop_pts: int | None, first_pts: int
+) -> Iterator[DecodedFrame]:
+    """Decode one part of the first video stream: from the keyframe at ``start_pts`` (the file's
+    frame ``first``) up to and including the frame at ``stop_pts`` (the next part's first frame,
+    ``None`` for the end of the file).
+
+    Indices count on from ``first``; timestamps are relative to ``first_pts`` (the file's first
+    frame), so they equal :func:`iter_frames`' for the same frames. Frames before ``start_pts`` that
+    the decoder returns after the seek (leading pictures of an open GOP) belong to the part before
+    and are skipped.
+
+    Raises:
+        VideoDecodeError: If the container cannot be opened, a frame has no timestamp, or decoding
+            fails part way.
+    """
+    container = _open(path)
+    index = first
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base
+        try:
+            container.seek(start_pts, stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if frame.pts is None or time_base is None:
+                    raise VideoDecodeError(f"{path}: a frame after frame {index} has no timestamp")
+                if frame.pts < start_pts:
+                    continue
+                yield DecodedFrame(index=index, timestamp=float((frame.pts - first_pts) * time_base), frame=frame)
+                if stop_pts is not None and frame.pts >= stop_pts:
+                    return
+                index += 1
+        except av.FFmpegError as exc:
+            raise VideoDecodeError(f"{path}: decoding failed after frame {index} ({exc})") from exc
+    finally:
+        container.close()

@@ -83,8 +83,9 @@ class _Sampled:
 
 @dataclass
 class _DecodeStats:
-    decoded: int = 0
+    decoded: int = 0  # one past the last frame decoded (the file's frame count at the end)
     shots: list[ShotSpan] = field(default_factory=list)
+    past_end: bool = False  # a part saw the next part's first frame
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -192,19 +193,23 @@ class _ShotFeed:
 
 def _produce(
     path: Path,
+    frames: Iterator[DecodedFrame],
     sampler: FrameSampler,
     detector: ShotDetector,
     size: tuple[int, int],
     stats: _DecodeStats,
     jpeg_quality: int = 90,
     workers: int = ENCODE_WORKERS,
+    end: int | None = None,
 ) -> Generator[_Sampled, None, None]:
-    """Decode ``path`` and yield its sampled frames, in order, converted, JPEG-encoded and hashed.
+    """Yield the sampled ones of the decoded ``frames`` of ``path``, in order, converted, JPEG-encoded
+    and hashed.
 
     Sampling decisions are taken here, in order; conversion and encoding run in ``workers`` pool
     threads and shot detection in a :class:`_ShotFeed`, so this thread does little but hand frames
     on. At most ``2 * workers + 2`` sampled frames are in flight. ``stats`` gets the decoded count as
-    it goes and the shots at the end.
+    it goes and the shots at the end. A part of a file stops at frame ``end`` (the next part's
+    first), which the shot detector still sees, to score the step between the parts.
     """
     depth = 2 * workers + 2
     encoder = _Encoder(path, size, jpeg_quality)
@@ -213,8 +218,11 @@ def _produce(
         detector, size, depth
     ) as shots:
         try:
-            for decoded in iter_frames(path):
+            for decoded in frames:
                 shots.push(decoded)
+                if end is not None and decoded.index >= end:
+                    stats.past_end = True
+                    break
                 stats.decoded = decoded.index + 1
                 if sampler.keep(decoded.index, decoded.timestamp):
                     pending.append(pool.submit(encoder.encode, decoded))
@@ -247,6 +255,7 @@ class _FrameStager:
         total: Frame count for progress (``None`` when unknown).
         progress: Called with ``("ingest", done_frames, total)`` after each stored frame.
         cancel: Checked before each frame.
+        first: The first frame's index (a part of a file): progress counts from it.
     """
 
     def __init__(
@@ -255,8 +264,10 @@ class _FrameStager:
         total: int | None,
         progress: ProgressCallback,
         cancel: CancelCheck | None,
+        first: int = 0,
     ) -> None:
         self.staging = staging
+        self.first = first
         self.total = total
         self.progress = progress
         self.cancel = cancel
@@ -267,7 +278,7 @@ class _FrameStager:
         for item in items:
             check_cancel(self.cancel)
             self.rows.append(self._write(item))
-            self.progress("ingest", item.index + 1, self.total)
+            self.progress("ingest", item.index + 1 - self.first, self.total)
             yield len(self.rows) - 1, item.rgb
 
     def _write(self, item: _Sampled) -> dict[str, Any]:
@@ -354,7 +365,7 @@ def ingest_video(
     staging = workspace.blobs.staging_dir("ingest-")
     stager = _FrameStager(staging, info.frame_count or None, progress, cancel)
     try:
-        frames = stager.stage(_produce(path, sampler, detector, size, stats, settings.jpeg_quality))
+        frames = stager.stage(_produce(path, iter_frames(path), sampler, detector, size, stats, settings.jpeg_quality))
         vectors = _drain(frames, backbone, settings.embed_batch_size)
         _check_complete(path, info, stager.rows, stats)
         progress("ingest", stats.decoded, stats.decoded)
@@ -369,7 +380,7 @@ def ingest_video(
             stats,
             stager.rows,
             np.concatenate(vectors) if vectors else None,
-            backbone,
+            backbone.name if backbone is not None else None,
             staging,
         )
     except IntegrityError:
@@ -470,7 +481,7 @@ def _commit(
     stats: _DecodeStats,
     rows: list[dict[str, Any]],
     vectors: np.ndarray | None,
-    backbone: Backbone | None,
+    backbone: str | None,
     staging: Path,
 ) -> IngestResult:
     """Store the video, its shots, frames and embeddings in one transaction and move the JPEGs in.
@@ -489,7 +500,7 @@ def _commit(
             shots = _add_shots(session, video.id, stats.shots, fps)
             frames = _add_frames(session, video.id, shots, rows, final_dir)
             if vectors is not None and backbone is not None:
-                repo.put_embeddings(session, np.array([f.id for f in frames]), vectors, backbone.name)
+                repo.put_embeddings(session, np.array([f.id for f in frames]), vectors, backbone)
             workspace.blobs.commit_dir(staging, final_dir)
             return IngestResult(
                 video_id=video.id,
@@ -498,7 +509,7 @@ def _commit(
                 decoded_frames=stats.decoded,
                 shots=len(shots),
                 embedded=0 if vectors is None else len(vectors),
-                backbone=backbone.name if backbone is not None and vectors is not None else None,
+                backbone=backbone if vectors is not None else None,
             )
     except BaseException:
         if final_dir is not None:

@@ -53,19 +53,27 @@ class FrameSampler:
     Args:
         stride: Keep decoded frames whose index is a multiple of this (1 keeps all).
         fps: Target candidate rate in frames per second; ``0`` or ``None`` disables the rate limit.
+        resume: The :attr:`next_time` of a sampler that saw the frames before the first one this one
+            sees (a part of a file decoded from a seek); ``None`` starts at the file's first frame.
 
     Raises:
         ValueError: If ``stride < 1`` or ``fps < 0``.
     """
 
-    def __init__(self, stride: int = 1, fps: float | None = None) -> None:
+    def __init__(self, stride: int = 1, fps: float | None = None, resume: float | None = None) -> None:
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         if fps is not None and fps < 0:
             raise ValueError(f"fps must be >= 0, got {fps}")
         self.stride = stride
         self.period = 1.0 / fps if fps else 0.0
-        self._next_time = float("-inf")
+        self._next_time = float("-inf") if resume is None else resume
+
+    @property
+    def next_time(self) -> float | None:
+        """The time of the next slot on the rate grid, ``None`` before the first kept frame (the
+        whole state of the sampler: a sampler made with ``resume=`` it decides as this one would)."""
+        return None if self._next_time == float("-inf") else self._next_time
 
     def keep(self, index: int, timestamp: float) -> bool:
         """Whether the decoded frame ``index`` at ``timestamp`` seconds becomes a candidate."""

@@ -6,6 +6,7 @@ Each handler takes a :class:`~curator.jobs.base.JobContext`, turns expected fail
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -14,10 +15,14 @@ from curator.jobs.base import JobContext, JobFailed, JobHandler
 from curator.jobs.dispatch import Dispatcher, LocalDispatcher
 from curator.jobs.parts import (
     EMBED_PART_FRAMES,
+    INGEST_PART_FRAMES,
     PROPAGATE_PART_FRAMES,
+    chunk_items,
     embed_part,
+    finish_chunked,
     ingest_estimate,
     ingest_part,
+    ingest_plan,
     propagate_items,
     propagate_part,
     propagator_choice,
@@ -65,7 +70,9 @@ def ingest_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = N
     A project-level ingest of several registered files gives ``paths`` (absolute) in place of
     ``path``: one part per file (:func:`curator.jobs.parts.ingest_part`, run by ``dispatcher``, on a
     Ray cluster under ``curator worker --ray``); files that are not decodable videos are listed in
-    the result's ``rejected`` and the others go in.
+    the result's ``rejected`` and the others go in. A file of more than ``part_frames`` decoded
+    frames (default :data:`~curator.jobs.parts.INGEST_PART_FRAMES`) is decoded in parts cut at its
+    keyframes (:func:`curator.jobs.parts.ingest_plan`) and stored as one video.
     """
     dispatch = dispatcher or LocalDispatcher(backbones)
 
@@ -81,8 +88,16 @@ def ingest_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = N
             else [{**shared, **{k: params.get(k) for k in ("path", "upload", "filename")}}]
         )
         items = [{**item, "project_id": ctx.project_id} for item in items]
-        estimates = [ingest_estimate(ctx.workspace, item) for item in items]
-        results = dispatch.map(ctx, "ingest", ingest_part, items, estimates)
+        size = INGEST_PART_FRAMES if params.get("part_frames") is None else int(params["part_frames"])
+        if size < 1:
+            raise JobFailed("invalid_params", "part_frames must be at least 1")
+        plans = [ingest_plan(ctx.workspace, item, size) for item in items]
+        try:
+            results = _ingest_files(ctx, dispatch, items, plans)
+        finally:
+            for planned in plans:
+                if planned is not None:
+                    shutil.rmtree(ctx.workspace.blobs.path(planned["staging"]), ignore_errors=True)
         stored = [r for r in results if "rejected" not in r]
         embedded = [r for r in stored if r["created"] and r["embedded"] and r["backbone"]]
         if many and embedded:  # parts on several nodes each saved the index: one sync sees them all
@@ -102,6 +117,36 @@ def ingest_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = N
         }
 
     return run
+
+
+def _ingest_files(
+    ctx: JobContext, dispatch: Dispatcher, items: list[dict[str, Any]], plans: list[dict[str, Any] | None]
+) -> list[dict[str, Any]]:
+    """Run the ingest parts of ``items`` (one per file, or the parts of a file its plan cuts) and
+    return one result per file, in order; a cut file is stored once its parts are done, and a file
+    whose parts decoded other frames than planned is ingested again in one part."""
+    parts: list[dict[str, Any]] = []
+    estimates: list[int | None] = []
+    owner: list[int] = []
+    for k, (item, planned) in enumerate(zip(items, plans, strict=True)):
+        mine = [item] if planned is None else chunk_items(item, planned)
+        parts.extend(mine)
+        owner.extend([k] * len(mine))
+        estimates.extend(
+            [ingest_estimate(ctx.workspace, item)] if planned is None
+            else [c["chunk"]["stop"] - c["chunk"]["first"] for c in mine]
+        )
+    done = dispatch.map(ctx, "ingest", ingest_part, parts, estimates)
+    results: list[dict[str, Any] | None] = []
+    for k, (item, planned) in enumerate(zip(items, plans, strict=True)):
+        mine = [r for r, o in zip(done, owner, strict=True) if o == k]
+        results.append(mine[0] if planned is None else finish_chunked(ctx.workspace, item, planned, mine))
+    redo = [k for k, r in enumerate(results) if r is None]
+    if redo:
+        again = dispatch.map(ctx, "ingest", ingest_part, [items[k] for k in redo], [ingest_estimate(ctx.workspace, items[k]) for k in redo])
+        for k, result in zip(redo, again, strict=True):
+            results[k] = result
+    return [r for r in results if r is not None]
 
 
 def embed_handler(backbones: BackboneFactory, dispatcher: Dispatcher | None = None) -> JobHandler:

@@ -9,6 +9,7 @@ or as Ray tasks (:class:`~curator.jobs.ray_dispatch.RayDispatcher`).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,26 @@ def ingest_source(workspace: Workspace, params: dict[str, Any]) -> Path:
     return workspace.blobs.path(params["path"]) if params.get("upload") else Path(params["path"])
 
 
+def _rejected(path: Path, params: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    """An ingest part's result for a file that is not a decodable video."""
+    # the message names the server-side path; the uploader knows the file by its own name
+    name = params.get("filename") or path.name
+    return {"rejected": str(exc).replace(str(path), params.get("filename") or "upload"), "filename": name}
+
+
 def ingest_part(env: PartEnv, params: dict[str, Any], progress: ProgressCallback, cancel: CancelCheck) -> dict[str, Any]:
-    """Ingest (and embed, with a ``backbone``) one file.
+    """Ingest (and embed, with a ``backbone``) one file, or one part of a long one.
 
     Params: ``path``, ``upload``, ``filename``, ``backbone``, ``fps``, ``stride`` (as the ``ingest``
-    job's). An upload is removed once it has an outcome (stored or rejected).
+    job's). An upload is removed once it has an outcome (stored or rejected). A part of a file
+    (see :func:`ingest_plan`) also has ``chunk``, ``first_pts`` and ``staging``: it writes its
+    frames there (:func:`curator.ingest.chunks.ingest_chunk`) and :func:`finish_chunked` stores them.
 
     Returns:
         The :class:`curator.ingest.IngestResult` fields with the sampling used, or, for a file that
         is not a decodable video, ``rejected`` (the reason) and ``filename``; nothing of it is stored.
+        A part returns ``first``, ``stop`` and ``frames``, or ``mismatch`` when its frames are not
+        the plan's (the file is then ingested whole).
 
     Raises:
         JobFailed: ``file_missing`` when the file is gone, ``invalid_params`` for bad sampling options.
@@ -49,6 +61,8 @@ def ingest_part(env: PartEnv, params: dict[str, Any], progress: ProgressCallback
     except ValueError as exc:
         raise JobFailed("invalid_params", str(exc)) from None
     backbone = env.backbones(params["backbone"]) if params.get("backbone") else None
+    if params.get("chunk") is not None:
+        return _ingest_chunk_part(env, params, path, settings, backbone, progress, cancel)
     try:
         result = ingest_video(
             workspace, int(params["project_id"]), path, backbone=backbone, settings=settings,
@@ -57,10 +71,14 @@ def ingest_part(env: PartEnv, params: dict[str, Any], progress: ProgressCallback
     except VideoDecodeError as exc:
         if params.get("upload"):
             path.unlink(missing_ok=True)
-        # the message names the server-side path; the uploader knows the file by its own name
-        return {"rejected": str(exc).replace(str(path), params.get("filename") or "upload"), "filename": name}
+        return _rejected(path, params, exc)
     if params.get("upload"):
         path.unlink(missing_ok=True)
+    return _ingest_result(result, settings)
+
+
+def _ingest_result(result: Any, settings: Any, parts: int = 1) -> dict[str, Any]:
+    """An ingest part's result for a stored (or already stored) file decoded in ``parts`` parts."""
     return {
         "video_id": result.video_id,
         "created": result.created,
@@ -71,7 +89,108 @@ def ingest_part(env: PartEnv, params: dict[str, Any], progress: ProgressCallback
         "backbone": result.backbone,
         "sample_fps": settings.sample_fps,
         "sample_stride": settings.sample_stride,
+        "parts": parts,
     }
+
+
+def _ingest_chunk_part(
+    env: PartEnv, params: dict[str, Any], path: Path, settings: Any, backbone: Any,
+    progress: ProgressCallback, cancel: CancelCheck,
+) -> dict[str, Any]:
+    """One part of a long file (:func:`ingest_part` with ``chunk``)."""
+    from curator.ingest import VideoDecodeError
+    from curator.ingest.chunks import Chunk, ChunkMismatch, ChunkPlan, ingest_chunk
+
+    chunk = Chunk(**params["chunk"])
+    plan = ChunkPlan(frames=chunk.stop, first_pts=int(params["first_pts"]), chunks=[chunk])
+    staging = env.workspace.blobs.path(str(params["staging"]))
+    try:
+        done = ingest_chunk(path, plan, chunk, staging, settings, backbone=backbone, progress=progress, cancel=cancel)
+    except VideoDecodeError as exc:
+        return _rejected(path, params, exc)
+    except ChunkMismatch as exc:
+        return {"mismatch": str(exc)}
+    return {**done, "backbone": None if backbone is None else backbone.name}
+
+
+#: Decoded frames per ingest part: a longer file is decoded by several parts (Ray tasks), cut at
+#: keyframes of its video stream.
+INGEST_PART_FRAMES = 4096
+
+
+def ingest_plan(workspace: Workspace, params: dict[str, Any], size: int) -> dict[str, Any] | None:
+    """How an ingest part's file (``params`` as :func:`ingest_part`'s) is cut into parts of at least
+    ``size`` decoded frames (:func:`curator.ingest.chunks.plan_chunks`): ``plan``, ``content_hash``
+    and ``staging`` (a blob-relative folder the parts write to), or ``None`` to ingest it in one
+    part (a short, missing, already ingested or undecodable file: its one part says which)."""
+    from curator.ingest.chunks import plan_chunks
+    from curator.ingest.decode import VideoDecodeError, file_sha256, probe
+    from curator.ingest.pipeline import _already_ingested
+    from curator.ingest.sample import sampling_settings
+
+    path = ingest_source(workspace, params)
+    try:
+        settings = sampling_settings(workspace.settings, params.get("fps"), params.get("stride"))
+        info = probe(path)
+        if info.frame_count and info.frame_count <= size:
+            return None
+        plan = plan_chunks(path, size, settings)
+    except (VideoDecodeError, ValueError):
+        return None
+    if plan is None:
+        return None
+    content_hash = file_sha256(path)
+    if _already_ingested(workspace, int(params["project_id"]), content_hash) is not None:
+        return None
+    staging = workspace.blobs.staging_dir("ingest-")
+    return {"plan": plan, "content_hash": content_hash, "staging": str(staging.relative_to(workspace.blobs.root))}
+
+
+def chunk_items(item: dict[str, Any], planned: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts of a file :func:`ingest_plan` cut: ``item``'s params with one chunk each."""
+    from dataclasses import asdict
+
+    plan = planned["plan"]
+    return [
+        {**item, "chunk": asdict(chunk), "first_pts": plan.first_pts, "staging": planned["staging"]}
+        for chunk in plan.chunks
+    ]
+
+
+def finish_chunked(
+    workspace: Workspace, item: dict[str, Any], planned: dict[str, Any], results: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Store a file whose parts all ran (:func:`curator.ingest.chunks.commit_chunks`) and return what
+    :func:`ingest_part` returns for the whole file; ``None`` when a part's frames were not the
+    plan's (ingest the file whole). The parts' staging folder is removed either way."""
+    from curator.ingest import VideoDecodeError
+    from curator.ingest.chunks import commit_chunks
+    from curator.ingest.sample import sampling_settings
+
+    path = ingest_source(workspace, item)
+    staging = workspace.blobs.path(planned["staging"])
+    rejected = next((r for r in results if "rejected" in r), None)
+    if rejected is not None or any("mismatch" in r for r in results):
+        shutil.rmtree(staging, ignore_errors=True)
+        if rejected is None:
+            return None
+        if item.get("upload"):
+            path.unlink(missing_ok=True)
+        return rejected
+    settings = sampling_settings(workspace.settings, item.get("fps"), item.get("stride"))
+    try:
+        result = commit_chunks(
+            workspace, int(item["project_id"]), path, planned["plan"], staging,
+            content_hash=planned["content_hash"], settings=settings, filename=item.get("filename"),
+            backbone=next((r.get("backbone") for r in results if r.get("backbone")), None),
+        )
+    except VideoDecodeError as exc:
+        if item.get("upload"):
+            path.unlink(missing_ok=True)
+        return _rejected(path, item, exc)
+    if item.get("upload"):
+        path.unlink(missing_ok=True)
+    return _ingest_result(result, settings, len(planned["plan"].chunks))
 
 
 def ingest_estimate(workspace: Workspace, params: dict[str, Any]) -> int | None:
