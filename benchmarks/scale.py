@@ -330,20 +330,31 @@ SCALE_ROUND = {"steps": 20, "short_side": 112, "propagator": "flow", "budget": 5
 
 
 def _time_stages(
-    workspace: Workspace, submit: Callable[[int], None], name: str, videos: list[Path], with_round: bool = False
+    workspace: Workspace,
+    submit: Callable[[int], None],
+    name: str,
+    videos: list[Path],
+    with_round: bool = False,
+    part_frames: int | None = None,
 ) -> dict[str, Any]:
     """Ingest+embed ``videos`` into a new project, then propagate it and (``with_round``) run a
-    round from a cold derived-data store; frames and seconds of each."""
+    round from a cold derived-data store; frames and seconds of each (``part_frames``: the jobs'
+    part size for long videos, default theirs)."""
     from curator.store import repo
 
+    sized = {} if part_frames is None else {"part_frames": part_frames}
     with workspace.db.session() as session:
         project_id = repo.get_or_create_project(session, name).id
     ingest, ingest_s = run_job(
-        workspace, "ingest", project_id, {"paths": [str(v) for v in videos], "backbone": "classic"}, submit=submit
+        workspace, "ingest", project_id, {"paths": [str(v) for v in videos], "backbone": "classic", **sized},
+        submit=submit,
     )
     label_shot_starts(workspace, project_id)
-    propagate, propagate_s = run_job(workspace, "propagate", project_id, {"propagator": "flow"}, submit=submit)
+    propagate, propagate_s = run_job(
+        workspace, "propagate", project_id, {"propagator": "flow", **sized}, submit=submit
+    )
     timed = {
+        "ingest_parts": sum(int(v.get("parts", 1)) for v in ingest["videos"]),
         "ingest_frames": ingest["frames"], "ingest_seconds": round(ingest_s, 3),
         "ingest_fps": round(ingest["frames"] / ingest_s, 2),
         "propagate_frames": propagate["frames"], "propagate_seconds": round(propagate_s, 3),
@@ -353,7 +364,7 @@ def _time_stages(
         from curator.annotate.derived import CACHE_DIR
 
         shutil.rmtree(workspace.blobs.path(CACHE_DIR), ignore_errors=True)  # every round starts cold
-        done, round_s = run_job(workspace, "round", project_id, dict(SCALE_ROUND), submit=submit)
+        done, round_s = run_job(workspace, "round", project_id, {**SCALE_ROUND, **sized}, submit=submit)
         frames = sum(int(v) for v in done["metrics"]["dense"].values())
         timed.update(round_frames=frames, round_seconds=round(round_s, 3), round_fps=round(frames / round_s, 2),
                      round_timings=done["timings"], round_parts=done["metrics"]["parts"])
@@ -373,6 +384,7 @@ def ray_scale(
     max_side: int = 320,
     repeats: int = 5,
     round_checkpoint: Path | None = None,
+    part_frames: int | None = None,
 ) -> dict[str, Any]:
     """Time ingest+embed and propagation of ``videos`` on a local Ray cluster with each worker count.
 
@@ -383,7 +395,8 @@ def ray_scale(
     nodes labelled ``upto_C``. The counts take turns ``repeats`` times (so a change in the machine's
     load hits them alike) after a warm-up on every node (Ray worker processes import curator and torch
     once); each count's figure is the median of its runs. With ``round_checkpoint`` (DINOv2 weights),
-    every run also times a round (:data:`SCALE_ROUND`) from a cold derived-data store.
+    every run also times a round (:data:`SCALE_ROUND`) from a cold derived-data store. ``part_frames``
+    sets the jobs' part size, so that one long video is split into several Ray tasks.
 
     Returns:
         The ``"ray"`` part of the report: ``workers_C_fps`` (ingest+embed), ``propagate_workers_C_fps``,
@@ -413,11 +426,13 @@ def ray_scale(
                 dispatcher = RayDispatcher(cluster.address, settings, resources={f"upto_{c}": 0.001})
                 runners[c] = ThreadJobRunner(workspace, engine_handlers(workspace, dispatcher=dispatcher), server=False)
                 runners[c].start()
-            _time_stages(workspace, runners[max(counts)].submit, "warm", videos[: max(counts)], with_round)
+            _time_stages(
+                workspace, runners[max(counts)].submit, "warm", videos[: max(counts)], with_round, part_frames
+            )
             for turn in range(repeats):
                 for c in counts:
                     runs[str(c)].append(
-                        _time_stages(workspace, runners[c].submit, f"scale-{c}-{turn}", videos, with_round)
+                        _time_stages(workspace, runners[c].submit, f"scale-{c}-{turn}", videos, with_round, part_frames)
                     )
         finally:
             for runner in runners.values():
@@ -458,6 +473,8 @@ def run_scale(
     clients: int = 8,
     replica_seconds: float = 10.0,
     round_checkpoint: Path | None = None,
+    part_frames: int | None = None,
+    clip_gop: int | None = None,
 ) -> dict[str, Any]:
     """The ``curator bench scale`` report: ``{"ray": ray_scale(...), "replicas": replicas_scale(...)}``
     (the parts asked for) plus what ran it.
@@ -476,6 +493,10 @@ def run_scale(
         clients: Client processes of the replicas part.
         replica_seconds: Seconds of each run of the replicas part.
         round_checkpoint: DINOv2 weights: the ray part times a round too (:func:`ray_scale`).
+        part_frames: The jobs' part size for long videos (default theirs): one long video is then
+            ingested, propagated and scored by several Ray tasks.
+        clip_gop: A keyframe at least every this many frames in the cut clips (long-file ingest
+            parts start at keyframes).
 
     Raises:
         ValueError: If ``parts`` names an unknown part.
@@ -487,16 +508,18 @@ def run_scale(
     setup: dict[str, Any] = {
         "max_side": max_side, "repeats": repeats, "backbone": "classic", "propagator": "flow", "cpus": os.cpu_count(),
         "loadavg_before": [round(v, 2) for v in os.getloadavg()], "loopback_only_netns": loopback_only(),
-        "parts": [p for p in PARTS if p in parts],
+        "parts": [p for p in PARTS if p in parts], "part_frames": part_frames, "clip_gop": clip_gop,
     }
     report: dict[str, Any] = {}
     try:
         if "ray" in parts:
-            files = list(videos) if videos else make_clips(scratch / "clips", clips, clip_frames, width=clip_width)
+            files = list(videos) if videos else make_clips(
+                scratch / "clips", clips, clip_frames, width=clip_width, gop=clip_gop
+            )
             setup["videos"] = [Path(v).name for v in files]
             report["ray"] = ray_scale(
                 [Path(v).resolve() for v in files], scratch / "home", workers=workers, max_side=max_side,
-                repeats=repeats, round_checkpoint=round_checkpoint,
+                repeats=repeats, round_checkpoint=round_checkpoint, part_frames=part_frames,
             )
         if "replicas" in parts:
             from benchmarks.replicas import replicas_scale

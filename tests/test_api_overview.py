@@ -299,6 +299,36 @@ def test_upload_with_fps_and_stride_overrides(tmp_path: Path) -> None:
     }
 
 
+def test_an_upload_with_part_frames_is_decoded_in_parts(tmp_path: Path) -> None:
+    from tests.test_ingest_chunks import write_scenes
+
+    settings = make_settings(tmp_path, preannotate=False)
+    workspace = Workspace(settings)
+    admin = auth(new_key(workspace, "admin"))
+    clip = tmp_path / "scenes.mp4"
+    write_scenes(clip)  # 300 frames, a keyframe every 20 at most, 4 scenes
+    with TestClient(create_app(settings, workspace=workspace)) as client:
+        pid = client.post("/projects", json={"name": "parts"}, headers=admin).json()["id"]
+        url = f"/projects/{pid}/videos"
+        for query in ("part_frames=0", "part_frames=-3", "part_frames=x"):
+            bad = client.post(f"{url}?{query}", files={"file": ("scenes.mp4", clip.read_bytes())}, headers=admin)
+            assert bad.status_code == 422 and bad.json()["code"] == "validation_error", query
+        job = client.post(f"{url}?part_frames=50", files={"file": ("scenes.mp4", clip.read_bytes())}, headers=admin)
+        assert job.status_code == 202, job.text
+        done = wait_job(client, job.json()["id"], admin)
+        assert done["state"] == "succeeded", done
+        result = done["result"]
+        assert result["parts"] >= 4 and result["frames"] == 300 and result["shots"] == 4
+        videos = client.get(f"/projects/{pid}/videos", headers=admin).json()
+        assert [v["id"] for v in videos] == [result["video_id"]]
+        with workspace.db.session() as session:
+            stored = session.scalar(select(func.count(Frame.id)).where(Frame.video_id == result["video_id"]))
+        assert stored == 300
+    uploads = workspace.blobs.path(f"projects/{pid}/uploads")
+    assert not list(uploads.iterdir()) and not list((workspace.blobs.root / ".staging").iterdir())
+    workspace.close()
+
+
 def test_project_ingest_refuses_bad_sampling(tmp_path: Path) -> None:
     import curator
 

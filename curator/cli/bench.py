@@ -668,6 +668,18 @@ def bench_scale(
             "Ray tasks, from a cold derived-data store).",
         ),
     ] = None,
+    part_frames: Annotated[
+        int | None,
+        typer.Option(
+            "--part-frames", min=1,
+            help="Part size of the ingest, propagate and round jobs for long videos (default theirs): one long "
+            "video is then split into several Ray tasks.",
+        ),
+    ] = None,
+    clip_gop: Annotated[
+        int | None,
+        typer.Option("--clip-gop", min=1, help="A keyframe at least every this many frames in the cut clips."),
+    ] = None,
     netns: Annotated[
         bool,
         typer.Option(
@@ -679,7 +691,8 @@ def bench_scale(
 ) -> None:
     """Frames/s of ingest+embed and of propagation on a local Ray cluster with 1 and 2 workers
     (``{"ray": {"workers_1_fps", "workers_2_fps", "ratio", ...}}``; with ``--round-checkpoint``, of
-    a round too: ``round_workers_1_fps``, ...), and claim+submit cycles/s of the
+    a round too: ``round_workers_1_fps``, ...; with ``--clips 1 --clip-frames 2000 --clip-gop 50
+    --part-frames 250``, of one long video split into parts), and claim+submit cycles/s of the
     REST queue with 1 and 2 ``curator serve`` replicas sharing one throwaway PostgreSQL database, with
     p50/p99 latency, errors and a check that no task was leased twice
     (``{"replicas": {"1_cycles_per_s", "2_cycles_per_s", "ratio", "double_leases", ...}}``). On one
@@ -702,6 +715,10 @@ def bench_scale(
                 "--replica-seconds", str(replica_seconds), "--no-netns"]
         if round_checkpoint is not None:
             argv += ["--round-checkpoint", str(round_checkpoint.resolve())]
+        if part_frames is not None:
+            argv += ["--part-frames", str(part_frames)]
+        if clip_gop is not None:
+            argv += ["--clip-gop", str(clip_gop)]
         for video in videos or []:
             argv += ["--video", str(video.resolve())]
         try:
@@ -714,7 +731,7 @@ def bench_scale(
         report = bench.run_scale(
             out.parent, workers=counts, videos=videos, clips=clips, clip_frames=clip_frames, max_side=max_side,
             repeats=repeats, parts=chosen, clients=clients, replica_seconds=replica_seconds,
-            round_checkpoint=round_checkpoint,
+            round_checkpoint=round_checkpoint, part_frames=part_frames, clip_gop=clip_gop,
         )
     _write(out, report)
     typer.echo(json.dumps(report, indent=2))
