@@ -351,15 +351,17 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(propagator: str, checkpoint: str | Path | None, options: dict[str, Any]) -> None:
-    """Load the models once per worker process, on one torch and one OpenCV thread."""
+    """Load the models once per worker process, on one torch and one OpenCV thread (the propagator's
+    derived data on its own pool of threads)."""
     import cv2
     import torch
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     backbone, _, _, prop = bench_models(propagator, checkpoint, options)
-    if hasattr(prop, "workers"):
-        prop.workers = 1  # the processes already use every core
+    # the propagator's derived-data threads stay one per core: while one process tracks on a single
+    # thread, or runs the last sequence alone, the other core is the other process's or idle (3
+    # DAVIS sequences on 2 processes: 280 s with a thread per core, 350 s with one thread each)
     _WORKER.update(backbone=backbone, propagator=prop)
 
 

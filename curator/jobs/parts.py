@@ -10,6 +10,7 @@ or as Ray tasks (:class:`~curator.jobs.ray_dispatch.RayDispatcher`).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def ingest_part(env: PartEnv, params: dict[str, Any], progress: ProgressCallback
     Raises:
         JobFailed: ``file_missing`` when the file is gone, ``invalid_params`` for bad sampling options.
     """
-    from curator.ingest import VideoDecodeError, ingest_video
+    from curator.ingest import ingest_video
     from curator.ingest.sample import sampling_settings
 
     workspace = env.workspace
@@ -63,18 +64,26 @@ def ingest_part(env: PartEnv, params: dict[str, Any], progress: ProgressCallback
     backbone = env.backbones(params["backbone"]) if params.get("backbone") else None
     if params.get("chunk") is not None:
         return _ingest_chunk_part(env, params, path, settings, backbone, progress, cancel)
+    return _outcome(path, params, settings, lambda: ingest_video(
+        workspace, int(params["project_id"]), path, backbone=backbone, settings=settings,
+        filename=params.get("filename"), progress=progress, cancel=cancel,
+    ))
+
+
+def _outcome(
+    path: Path, params: dict[str, Any], settings: Any, store: Callable[[], Any], parts: int = 1
+) -> dict[str, Any]:
+    """What an ingest returns for its file: ``store()``'s result, or the rejection of a file that is
+    not a decodable video; an upload is removed once it has one of the two."""
+    from curator.ingest import VideoDecodeError
+
     try:
-        result = ingest_video(
-            workspace, int(params["project_id"]), path, backbone=backbone, settings=settings,
-            filename=params.get("filename"), progress=progress, cancel=cancel,
-        )
+        answer = _ingest_result(store(), settings, parts)
     except VideoDecodeError as exc:
-        if params.get("upload"):
-            path.unlink(missing_ok=True)
-        return _rejected(path, params, exc)
+        answer = _rejected(path, params, exc)
     if params.get("upload"):
         path.unlink(missing_ok=True)
-    return _ingest_result(result, settings)
+    return answer
 
 
 def _ingest_result(result: Any, settings: Any, parts: int = 1) -> dict[str, Any]:
@@ -163,7 +172,6 @@ def finish_chunked(
     """Store a file whose parts all ran (:func:`curator.ingest.chunks.commit_chunks`) and return what
     :func:`ingest_part` returns for the whole file; ``None`` when a part's frames were not the
     plan's (ingest the file whole). The parts' staging folder is removed either way."""
-    from curator.ingest import VideoDecodeError
     from curator.ingest.chunks import commit_chunks
     from curator.ingest.sample import sampling_settings
 
@@ -178,19 +186,11 @@ def finish_chunked(
             path.unlink(missing_ok=True)
         return rejected
     settings = sampling_settings(workspace.settings, item.get("fps"), item.get("stride"))
-    try:
-        result = commit_chunks(
-            workspace, int(item["project_id"]), path, planned["plan"], staging,
-            content_hash=planned["content_hash"], settings=settings, filename=item.get("filename"),
-            backbone=next((r.get("backbone") for r in results if r.get("backbone")), None),
-        )
-    except VideoDecodeError as exc:
-        if item.get("upload"):
-            path.unlink(missing_ok=True)
-        return _rejected(path, item, exc)
-    if item.get("upload"):
-        path.unlink(missing_ok=True)
-    return _ingest_result(result, settings, len(planned["plan"].chunks))
+    return _outcome(path, item, settings, lambda: commit_chunks(
+        workspace, int(item["project_id"]), path, planned["plan"], staging,
+        content_hash=planned["content_hash"], settings=settings, filename=item.get("filename"),
+        backbone=next((r.get("backbone") for r in results if r.get("backbone")), None),
+    ), len(planned["plan"].chunks))
 
 
 def ingest_estimate(workspace: Workspace, params: dict[str, Any]) -> int | None:
