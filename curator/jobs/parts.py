@@ -9,7 +9,6 @@ or as Ray tasks (:class:`~curator.jobs.ray_dispatch.RayDispatcher`).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -171,17 +170,16 @@ def finish_chunked(
 ) -> dict[str, Any] | None:
     """Store a file whose parts all ran (:func:`curator.ingest.chunks.commit_chunks`) and return what
     :func:`ingest_part` returns for the whole file; ``None`` when a part's frames were not the
-    plan's (ingest the file whole). The parts' staging folder is removed either way."""
+    plan's (ingest the file whole). The job removes the parts' staging folder in every case."""
     from curator.ingest.chunks import commit_chunks
     from curator.ingest.sample import sampling_settings
 
     path = ingest_source(workspace, item)
     staging = workspace.blobs.path(planned["staging"])
     rejected = next((r for r in results if "rejected" in r), None)
-    if rejected is not None or any("mismatch" in r for r in results):
-        shutil.rmtree(staging, ignore_errors=True)
-        if rejected is None:
-            return None
+    if rejected is None and any("mismatch" in r for r in results):
+        return None
+    if rejected is not None:
         if item.get("upload"):
             path.unlink(missing_ok=True)
         return rejected
